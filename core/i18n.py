@@ -1,0 +1,138 @@
+"""Locale selection and translation catalogues merged in dependency order.
+
+Flask-Babel 4.0.0 merges catalogues from several directories but keeps the plural rule of
+whichever it saw last, and caches them on the shared `Babel` object (flask-babel#241). We merge
+ourselves: core first, then addons in load order, then the instance's overrides, and hand
+Flask-Babel one finished `Translations` per locale through our own domain.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+from flask import Flask, current_app, request, session
+from flask_babel import Babel, Domain
+from flask_login import current_user
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "messages"
+#: Interface languages; English is the source language.
+LANGUAGES: dict[str, str] = {
+    "en": "English",
+    "lv": "Latviešu",
+    "ru": "Русский",
+    "uz": "Oʻzbekcha",
+    "kk": "Қазақша",
+    "ro": "Română",
+}
+TRANSLATED = ("lv", "ru", "uz", "kk", "ro")
+
+
+def load_catalog(directory: Path, locale: str) -> Translations | None:
+    """The compiled catalogue; compiled in memory from the `.po` when the `.mo` is stale.
+
+    `.mo` files are build output (`birga i18n compile`, run by `make`), so a fresh checkout or an
+    edited `.po` still shows the right text instead of silently falling back to English.
+    """
+    base = directory / locale / "LC_MESSAGES"
+    po, mo = base / f"{DOMAIN}.po", base / f"{DOMAIN}.mo"
+    if mo.is_file() and (not po.is_file() or mo.stat().st_mtime >= po.stat().st_mtime):
+        with mo.open("rb") as fh:
+            return Translations(fh, domain=DOMAIN)
+    if po.is_file():
+        with po.open("rb") as fh:
+            catalog = read_po(fh, locale=locale)
+        buf = io.BytesIO()
+        write_mo(buf, catalog)
+        buf.seek(0)
+        return Translations(buf, domain=DOMAIN)
+    return None
+
+
+def merge_catalogs(directories: Iterable[Path], locale: str) -> NullTranslations:
+    """Later directories override earlier ones; the plural rule comes from the first catalogue."""
+    merged: Translations | None = None
+    for directory in directories:
+        catalog = load_catalog(Path(directory), locale)
+        if catalog is None:
+            continue
+        if merged is None:
+            merged = catalog
+        else:
+            merged.merge(catalog)
+    return merged if merged is not None else NullTranslations()
+
+
+class MergedDomain(Domain):
+    """A Flask-Babel domain backed by our merged catalogues, one per locale, built lazily."""
+
+    def __init__(self, directories: list[Path]) -> None:
+        super().__init__(domain=DOMAIN)
+        self.directories = directories
+        self._lock = threading.Lock()
+
+    def translations_for(self, locale: str) -> NullTranslations:
+        try:
+            return self.cache[locale]
+        except KeyError:
+            with self._lock:
+                if locale not in self.cache:
+                    self.cache[locale] = merge_catalogs(self.directories, locale)
+                return self.cache[locale]
+
+    def get_translations(self) -> NullTranslations:
+        from flask_babel import get_locale
+
+        locale = get_locale()
+        if locale is None:
+            return NullTranslations()
+        return self.translations_for(str(locale))
+
+
+class BirgaBabel(Babel):
+    """Flask-Babel whose domain belongs to the current app, not to the shared extension."""
+
+    @property
+    def domain_instance(self) -> Domain:  # type: ignore[override]
+        return current_app.extensions["birga.i18n"]
+
+
+def select_locale() -> str:
+    """The user's setting, else the session's choice (login page), else Accept-Language."""
+    if current_user and getattr(current_user, "is_authenticated", False) and current_user.locale:
+        if current_user.locale in LANGUAGES:
+            return current_user.locale
+    chosen = session.get("locale")
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
+
+
+def select_timezone() -> str | None:
+    if current_user and getattr(current_user, "is_authenticated", False):
+        return current_user.timezone or None
+    return None
+
+
+def plural_count(locale: str) -> int:
+    """How many plural forms gettext needs for `locale` (CLDR data through Babel)."""
+    from babel.messages.plurals import get_plural
+
+    return get_plural(Locale.parse(locale)).num_plurals
+
+
+babel = BirgaBabel()
+
+
+def init_app(app: Flask, directories: list[Path]) -> None:
+    app.extensions["birga.i18n"] = MergedDomain(directories)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone,
+                   default_timezone=app.config.get("BIRGA_DEFAULT_TIMEZONE", "UTC"))

@@ -1,0 +1,98 @@
+"""The kernel's web layer: blueprints, Jinja globals, error pages and security headers."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, render_template
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from flask_wtf.csrf import CSRFError
+from markupsafe import Markup
+
+from .extensions import login_manager
+from .forms import ActionForm
+from .i18n import LANGUAGES
+from .models import utcnow
+from .registry import Registry
+
+bp = Blueprint("web", __name__)
+
+
+@bp.route("/")
+@login_required
+def index():
+    return render_template("core/index.html")
+
+
+@bp.route("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+def hook(name: str, **ctx: Any) -> Markup:
+    """`{{ hook("contacts.card.sidebar", partner=p) }}`: every contribution, in sequence."""
+    return current_app.extensions["birga"].registry.render_hook(name, **ctx)
+
+
+def _globals() -> dict[str, Any]:
+    registry = current_app.extensions["birga"].registry
+    return {
+        "hook": hook,
+        "main_menu": (lambda: registry.menu_for(current_user)),
+        "languages": LANGUAGES,
+        "current_locale": str(get_locale() or "en"),
+        "action_form": ActionForm,
+        "now_utc": utcnow,
+    }
+
+
+def _error(code: int, title: Any, message: Any):
+    return render_template("core/error.html", code=code, title=title, message=message), code
+
+
+def _security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'self'")
+    return response
+
+
+def init_app(app: Flask, registry: Registry) -> None:
+    from . import admin, auth
+
+    app.register_blueprint(bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(admin.bp)
+    app.context_processor(_globals)
+    app.after_request(_security_headers)
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please sign in to open this page.")
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    registry.add_permission("core.admin", _l("Administer the installation"))
+    registry.add_menu("home", _l("Dashboard"), "web.index", sequence=0)
+    registry.add_menu("settings", _l("Settings"), None, sequence=1000)
+    registry.add_menu("settings.addons", _l("Addons"), "admin.addons", parent="settings",
+                      sequence=10, permission="core.admin")
+
+    app.register_error_handler(404, lambda e: _error(
+        404, _l("Page not found"), _l("The page does not exist or you may not open it.")))
+    app.register_error_handler(405, lambda e: _error(
+        405, _l("Not allowed"), _l("This address does not accept that kind of request.")))
+    app.register_error_handler(413, lambda e: _error(
+        413, _l("Too large"), _l("The upload is larger than this installation accepts.")))
+    app.register_error_handler(CSRFError, lambda e: _error(
+        400, _l("Form expired"),
+        _l("The form was open too long or came from another site. Reload the page and try "
+           "again.")))
+    app.register_error_handler(500, lambda e: _error(
+        500, _l("Something went wrong"),
+        _l("The error was logged. Try again, or tell your administrator.")))
+
