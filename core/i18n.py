@@ -17,7 +17,7 @@ from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import Babel, Domain
 from flask_login import current_user
 
@@ -107,6 +107,8 @@ class BirgaBabel(Babel):
 
 def select_locale() -> str:
     """The user's setting, else the session's choice (login page), else Accept-Language."""
+    if not has_request_context():
+        return "en"  # CLI, jobs: callers use `force_locale` for a recipient's language
     if current_user and getattr(current_user, "is_authenticated", False) and current_user.locale:
         if current_user.locale in LANGUAGES:
             return current_user.locale
@@ -117,6 +119,8 @@ def select_locale() -> str:
 
 
 def select_timezone() -> str | None:
+    if not has_request_context():
+        return None
     if current_user and getattr(current_user, "is_authenticated", False):
         return current_user.timezone or None
     return None

@@ -66,9 +66,10 @@ def import_models(owner: str, module_name: str, path: Path | None = None) -> set
     pkg_path = getattr(module, "__path__", None)
     if pkg_path and importlib.util.find_spec(f"{module_name}.models") is not None:
         importlib.import_module(f"{module_name}.models")
-    added = set(db.metadata.tables) - before
-    if added or owner not in _TABLES_BY_OWNER:
-        _TABLES_BY_OWNER.setdefault(owner, set()).update(added)
+    # Tables new in the metadata, plus those mapped by classes of this package: the module may
+    # have been imported before (by a test, a script) and then adds nothing new here.
+    added = (set(db.metadata.tables) - before) | _mapped_tables(module_name)
+    _TABLES_BY_OWNER.setdefault(owner, set()).update(added)
     for table in _TABLES_BY_OWNER[owner]:
         if not table.startswith(f"{owner}_"):
             raise TablePrefixError(
@@ -78,6 +79,15 @@ def import_models(owner: str, module_name: str, path: Path | None = None) -> set
             )
         db.metadata.tables[table].info["birga_owner"] = owner
     return _TABLES_BY_OWNER[owner]
+
+
+def _mapped_tables(module_name: str) -> set[str]:
+    names = set()
+    for mapper in db.Model.registry.mappers:
+        module = mapper.class_.__module__
+        if module == module_name or module.startswith(module_name + "."):
+            names.update(t.name for t in mapper.tables)
+    return names
 
 
 def load_addon(app: Flask, addon: Addon, registry: Registry) -> None:

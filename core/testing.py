@@ -67,6 +67,23 @@ def create_schema(app: Flask) -> None:
         state.sequence = 1
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose every request gets its own app context, as in production.
+
+    Flask reuses an app context a test has pushed, so `g` (Flask-Login's user, Flask-Babel's
+    locale) would leak from one request into the next and hide real bugs.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        from flask.globals import _cv_app
+
+        token = _cv_app.set(None)  # type: ignore[arg-type]
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            _cv_app.reset(token)
+
+
 @pytest.fixture
 def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
     from . import create_app
@@ -99,6 +116,7 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
             settings["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'test.sqlite'}"
         settings.update(config)
         app = create_app(settings, addons=list(addons))
+        app.test_client_class = IsolatedClient
         apps.append(app)
         if migrate:
             from . import migrate as migrations
@@ -135,7 +153,8 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def make_user(app: Flask) -> Callable[..., Any]:
+def make_user() -> Callable[..., Any]:
+    """Creates a user in the app whose context is active (the `app` fixture pushes one)."""
     from .extensions import db
     from .models import User
 

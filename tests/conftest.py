@@ -1,1 +1,37 @@
-"""Kernel tests use the `core.testing` plugin's fixtures (make_app, app, client, login...)."""
+"""Kernel tests use the `core.testing` plugin's fixtures (make_app, app, client, login...)
+plus fixture addons under tests/fixtures/addons."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core import PROJECT_ROOT
+
+FIXTURE_ADDONS = Path(__file__).parent / "fixtures" / "addons"
+ADDON_PATHS = [str(PROJECT_ROOT / "addons"), str(FIXTURE_ADDONS)]
+
+
+@pytest.fixture
+def fx_app(make_app):
+    """`fx_app(["fx_ext"], migrate=True)`: an app with the fixture addons on the addons path."""
+
+    def factory(addons=("fx_base",), **config):
+        config.setdefault("BIRGA_ADDONS_PATHS", ADDON_PATHS)
+        return make_app(list(addons), **config)
+
+    return factory
+
+
+def write_addon(root: Path, name: str, manifest: str | dict, files: dict[str, str] | None = None
+                ) -> Path:
+    """Write a throw-away addon folder for discovery tests (never imported)."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "__manifest__.py").write_text(manifest if isinstance(manifest, str)
+                                            else repr(manifest), encoding="utf-8")
+    (folder / "__init__.py").write_text("raise RuntimeError('must not be imported')\n")
+    for rel, text in (files or {}).items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text, encoding="utf-8")
+    return folder

@@ -1,0 +1,128 @@
+"""End to end in a real headless Chromium: sign in, switch to Latvian, open the Addons page.
+
+The other tests drive the app through Flask's test client, which never runs our JavaScript,
+never applies the Content-Security-Policy and never hovers a menu. This one proves the pieces
+that only a browser exercises work together: the login form, the language switcher that
+submits itself through `core/static/birga.js` (under our CSP), the translated menu and its
+drop-down. Expected Latvian words come from the catalogues the app merges, so the test holds
+whatever the translator chooses, yet fails when a string stays English.
+
+Uses Debian's `/usr/bin/chromium` (never `playwright install`: a test must not download a
+browser); `scripts/check-system.sh --test` installs it.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from core.i18n import merge_catalogs
+from core.testing import TEST_PASSWORD
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TIMEOUT_MS = 20_000  # generous: the machine is shared; this is a ceiling, not an assertion
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.is_file(),
+                       reason="needs Debian's Chromium at /usr/bin/chromium "
+                              "(run `bash scripts/check-system.sh --test` as root)"),
+]
+
+
+@contextmanager
+def serve(app: Flask) -> Iterator[str]:
+    """Serve `app` on a free loopback port in a background thread; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="birga-live-server",
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def latvian(app: Flask, message: str) -> str:
+    """`message` as the app's merged `lv` catalogue translates it."""
+    directories = app.extensions["birga.i18n"].directories
+    return merge_catalogs(directories, "lv").gettext(message)
+
+
+def test_admin_switches_to_latvian_and_opens_addons_through_the_menu(
+        app: Flask, make_user: Callable[..., Any], chromium: Any, tmp_path: Path) -> None:
+    expected = {source: latvian(app, source) for source in ("Dashboard", "Settings", "Addons")}
+    untranslated = [source for source, text in expected.items() if text == source]
+    assert not untranslated, (
+        f"translations/lv/LC_MESSAGES/messages.po does not translate {untranslated}; "
+        "the test needs Latvian words that differ from the English source")
+    admin = make_user("admin", is_admin=True)
+
+    with serve(app) as base_url:
+        context = chromium.new_context(base_url=base_url, locale="en-US",
+                                      viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        problems: list[str] = []  # script errors, CSP violations, failed requests
+        page.on("console", lambda msg: problems.append(msg.text)
+                if msg.type == "error" and "Failed to load resource" not in msg.text else None)
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
+                if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+
+        page.goto("/login")
+        page.fill("#login", admin.login)
+        page.fill("#password", TEST_PASSWORD)
+        with page.expect_navigation():
+            page.click("button.primary")
+        assert page.url == base_url + "/"
+        home = page.locator('.mainnav [data-menu="home"]')
+        assert home.inner_text().strip() == "Dashboard"
+
+        # No button press: choosing an option submits the form through birga.js.
+        assert page.locator(".topbar .locale-switcher button").is_hidden()
+        with page.expect_navigation():
+            page.select_option(".topbar select[name=locale]", "lv")
+        assert page.get_attribute("html", "lang") == "lv"
+        assert home.inner_text().strip() == expected["Dashboard"]
+        settings = page.locator('.mainnav [data-menu="settings"]')
+        assert settings.inner_text().strip() == expected["Settings"]
+
+        addons_link = page.locator('.mainnav [data-menu="settings.addons"]')
+        assert addons_link.is_hidden()  # the drop-down opens on hover only
+        settings.hover()
+        assert addons_link.inner_text().strip() == expected["Addons"]
+        page.screenshot(path=str(tmp_path / "menu-lv.png"))
+        with page.expect_navigation():
+            addons_link.click()
+        assert page.url == base_url + "/admin/addons"
+        assert page.locator("main h1").inner_text().strip() == expected["Addons"]
+
+        page.screenshot(path=str(tmp_path / "addons-lv.png"), full_page=True)
+        context.close()
+
+    assert not problems, f"the browser reported errors: {problems}"

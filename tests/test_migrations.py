@@ -1,0 +1,95 @@
+"""Per-addon migrations: models and migrations agree, each owner keeps its version table."""
+from __future__ import annotations
+
+import shutil
+
+from click.testing import CliRunner
+from flask.cli import ScriptInfo
+from sqlalchemy import inspect
+
+from core import migrate
+from core.cli import main
+from core.extensions import db
+from core.manage import enable_addon
+
+from .conftest import FIXTURE_ADDONS
+from core import PROJECT_ROOT
+
+
+def tables(app):
+    with app.app_context():
+        return set(inspect(db.engine).get_table_names())
+
+
+def test_migrating_an_empty_database_gives_exactly_the_declared_schema(fx_app):
+    app = fx_app(["fx_ext"], migrate=True)
+    for owner in ["core", "fx_base", "fx_ext"]:
+        assert migrate.diff(app, owner) == [], owner
+    present = tables(app)
+    assert {"alembic_version_core", "alembic_version_fx_base", "alembic_version_fx_ext",
+            "core_user", "fx_base_thing", "fx_ext_tag"} <= present
+    assert migrate.current(app) == {"core": migrate.current(app)["core"],
+                                    "fx_base": "fxb0001", "fx_ext": "fxe0001"}
+
+
+def test_enabling_an_addon_later_migrates_just_it(fx_app):
+    app = fx_app(["fx_base"], migrate=True)
+    assert "fx_ext_tag" not in tables(app)
+    before = migrate.current(app)
+    assert enable_addon(app, "fx_ext") == ["fx_ext"]
+    assert "fx_ext_tag" in tables(app)
+    after = migrate.current(_rebuilt(app))
+    assert after["fx_ext"] == "fxe0001"
+    assert after["core"] == before["core"] and after["fx_base"] == before["fx_base"]
+
+
+def _rebuilt(app):
+    from core import create_app
+
+    return create_app(app.config["BIRGA_OVERRIDES"])
+
+
+def test_autogenerate_for_one_addon_sees_only_its_tables(fx_app, tmp_path):
+    paths = tmp_path / "addons"
+    shutil.copytree(FIXTURE_ADDONS, paths)
+    for f in (paths / "fx_ext" / "migrations" / "versions").glob("*.py"):
+        f.unlink()
+    app = fx_app(["fx_ext"], BIRGA_ADDONS_PATHS=[str(PROJECT_ROOT / "addons"), str(paths)],
+                 migrate=True)
+    assert "fx_ext_tag" not in tables(app)  # fx_ext has no revision yet
+    runner = CliRunner()
+    info = ScriptInfo(create_app=lambda: app)
+    result = runner.invoke(main, ["db", "revision", "--addon", "fx_base", "-m", "nothing",
+                                  "--autogenerate"], obj=info)
+    assert result.exit_code == 0, result.output
+    [empty] = (paths / "fx_base" / "migrations" / "versions").glob("*nothing.py")
+    body = empty.read_text()
+    assert "create_table" not in body and "drop_table" not in body
+    result = runner.invoke(main, ["db", "revision", "--addon", "fx_ext", "-m", "tags",
+                                  "--autogenerate"], obj=info)
+    assert result.exit_code == 0, result.output
+    [made] = (paths / "fx_ext" / "migrations" / "versions").glob("*tags.py")
+    body = made.read_text()
+    assert "create_table('fx_ext_tag'" in body
+    assert "core_" not in body and "fx_base_thing'" not in body.split("ForeignKeyConstraint")[0]
+    result = runner.invoke(main, ["db", "upgrade"], obj=info)
+    assert result.exit_code == 0, result.output
+    assert migrate.diff(app, "fx_ext") == []
+
+
+def test_birga_init_creates_schema_state_and_admin(make_app, monkeypatch):
+    from core.models import User
+
+    app = make_app([], migrate=False)
+    with app.app_context():
+        db.drop_all()
+    monkeypatch.setenv("BIRGA_ADMIN_LOGIN", "Boss")
+    monkeypatch.setenv("BIRGA_ADMIN_PASSWORD", "s3cret-pass")
+    result = CliRunner().invoke(main, ["init"], obj=ScriptInfo(create_app=lambda: app))
+    assert result.exit_code == 0, result.output
+    assert "login:    boss" in result.output and "s3cret-pass" not in result.output
+    with app.app_context():
+        admin = db.session.scalar(db.select(User))
+        assert admin.login == "boss" and admin.is_admin and admin.check_password("s3cret-pass")
+    again = CliRunner().invoke(main, ["init"], obj=ScriptInfo(create_app=lambda: app))
+    assert again.exit_code == 0 and "Administrator created" not in again.output
