@@ -13,6 +13,9 @@ export BIRGA_SESSION_COOKIE_SECURE ?= false
 run: install
 	$(BIN)/birga init
 	$(BIN)/birga demo
+	@# One job worker next to the server; it stops when the server stops (Ctrl-C included).
+	@$(BIN)/birga worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/birga serve
 
 test: install

@@ -18,7 +18,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from . import formatting, i18n
+from . import formatting, i18n, jobs, records
 from .addons import Addon, discover, resolve
 from .extensions import csrf, db, login_manager
 from .loader import extend_addons_package, import_models, load_addon
@@ -27,6 +27,10 @@ from .registry import Registry
 __all__ = ["create_app", "PROJECT_ROOT", "BirgaState"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Kernel modules that declare `core_*` tables; platform services add theirs here.
+CORE_MODEL_MODULES = ["core.models", "core.sequences", "core.refdata", "core.jobs",
+                      "core.security", "core.timeline", "core.audit", "core.storage",
+                      "core.mail_inbound", "core.activities", "core.calendar_feed"]
 log = logging.getLogger("birga")
 
 
@@ -149,7 +153,8 @@ def create_app(config: dict[str, Any] | None = None, addons: list[str] | None = 
     db.init_app(app)
     login_manager.init_app(app)
     csrf.init_app(app)
-    import_models("core", "core.models")
+    for module in CORE_MODEL_MODULES:
+        import_models("core", module)
 
     from .state import read_sequence
 
@@ -171,6 +176,8 @@ def create_app(config: dict[str, Any] | None = None, addons: list[str] | None = 
                   + [a.path / "translations" for a in addons]
                   + [Path(app.instance_path) / "translations"])
     formatting.init_app(app)
+    jobs.init_app(app)
+    records.init_app(app)  # timeline, audit log, attachments on any record
 
     from . import web
 

@@ -15,8 +15,37 @@ from flask_wtf import FlaskForm
 from .addons import Addon, AddonError
 from .extensions import db
 from .formatting import format_date, format_datetime, format_money, format_number, format_percent
+from .jobs import crontab, current_job, once, periodic_task, task
 from .loader import AddonContext
+from .locking import (
+    Conflict,
+    ConflictError,
+    FieldChange,
+    VersionedMixin,
+    save_or_conflict,
+    save_or_raise,
+)
+from .mail import Attachment, MailError, queue_mail, send_mail
 from .models import User, utcnow
+from .refdata import (
+    Country,
+    Currency,
+    ExchangeRate,
+    RateNotFound,
+    VatRate,
+    company_currency,
+    convert,
+    country_name,
+    currency_name,
+    rate_on,
+    seed_reference_data,
+    set_exchange_rate,
+    set_vat_rate,
+    vat_amount,
+    vat_rate,
+)
+from .sequences import NumberSequence, UnknownSequence, define_sequence, next_number
+from .signals import mail_sent
 
 API_VERSION = "1.0"
 
@@ -27,3 +56,76 @@ __all__ = [
     "lazy_pgettext", "login_required", "ngettext", "npgettext", "pgettext", "redirect",
     "render_template", "request", "url_for", "utcnow",
 ]
+# Platform services: document numbers, reference data, optimistic locking.
+__all__ += [
+    "Conflict", "ConflictError", "Country", "Currency", "ExchangeRate", "FieldChange",
+    "NumberSequence", "RateNotFound", "UnknownSequence", "VatRate", "VersionedMixin",
+    "company_currency", "convert", "country_name", "currency_name", "define_sequence",
+    "next_number", "rate_on", "save_or_conflict", "save_or_raise", "seed_reference_data",
+    "set_exchange_rate", "set_vat_rate", "vat_amount", "vat_rate",
+]
+# Background jobs and outgoing e-mail (core.jobs, core.mail).
+__all__ += [
+    "Attachment", "MailError", "crontab", "current_job", "mail_sent", "once", "periodic_task",
+    "queue_mail", "send_mail", "task",
+]
+# Access by position: roles, teams, record rules and the query gateway (core.security).
+from .security import (  # noqa: E402
+    Role,
+    Team,
+    assign_roles,
+    get_or_404,
+    permission_required,
+    register_record_rule,
+    scoped,
+    seed_default_roles,
+    visible,
+)
+
+__all__ += [
+    "Role", "Team", "assign_roles", "get_or_404", "permission_required", "register_record_rule",
+    "scoped", "seed_default_roles", "visible",
+]
+# Timeline, audit log and attachments on any record (core.timeline, core.audit, core.storage).
+from .audit import AuditLog, audit  # noqa: E402
+from .records import can_read, record_ref, register_record_model  # noqa: E402
+from .storage import Attachment as RecordAttachment  # noqa: E402
+from .storage import AttachmentRefused, attachments_for, save_attachment  # noqa: E402
+from .timeline import (  # noqa: E402
+    Notification,
+    TimelineEntry,
+    TimelineMixin,
+    add_note,
+    log_entry,
+    notify,
+)
+
+__all__ += [
+    "AttachmentRefused", "AuditLog", "Notification", "RecordAttachment", "TimelineEntry",
+    "TimelineMixin", "add_note", "attachments_for", "audit", "can_read", "log_entry", "notify",
+    "record_ref", "register_record_model", "save_attachment",
+]
+# Inbound e-mail: handlers for addresses, signed reply addresses (core.mail_inbound).
+from .mail_inbound import (  # noqa: E402
+    InboundAttachment,
+    InboundMail,
+    mail_received,
+    register_mail_handler,
+    reply_address,
+)
+
+__all__ += ["InboundAttachment", "InboundMail", "mail_received", "register_mail_handler",
+            "reply_address"]
+# Scheduled activities on any record and their reminders (core.activities).
+from .activities import (  # noqa: E402
+    Activity,
+    ActivityError,
+    ActivityType,
+    mark_done,
+    schedule_activity,
+    seed_activity_types,
+    visible_activities,
+)
+
+__all__ += ["Activity", "ActivityError", "ActivityType", "mark_done", "schedule_activity",
+            "seed_activity_types", "visible_activities"]

@@ -19,6 +19,7 @@ from flask_babel import ngettext, refresh
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
+from .audit import audit
 from .extensions import db, login_manager
 from .forms import LoginForm
 from .i18n import LANGUAGES
@@ -29,8 +30,7 @@ bp = Blueprint("auth", __name__)
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.active else None
+    return User.from_session_id(user_id)  # refuses inactive users and ended sessions
 
 
 def _safe_next(target: str | None) -> str:
@@ -66,6 +66,7 @@ def login():
         user = db.session.scalar(select(User).where(func.lower(User.login) == name))
         if user is not None and user.active and user.check_password(form.password.data):
             db.session.execute(LoginFailure.__table__.delete().where(LoginFailure.login == name))
+            audit("login", user=user)
             db.session.commit()
             chosen = session.get("locale")
             session.clear()  # a fresh session on login: no fixation
@@ -75,6 +76,7 @@ def login():
                 db.session.commit()
             return redirect(_safe_next(form.next.data))
         db.session.add(LoginFailure(login=name, remote_addr=request.remote_addr))
+        audit("login_failed", login=name)
         db.session.commit()
         flash(_("Wrong login or password."), "error")
     return render_template("core/login.html", form=form)

@@ -41,6 +41,9 @@ def init_command() -> None:
     from . import migrate
     from .extensions import db
     from .models import User
+    from .activities import seed_activity_types
+    from .refdata import seed_reference_data
+    from .security import seed_default_roles
     from .state import read_enabled, write_enabled
 
     app = current_app._get_current_object()
@@ -49,6 +52,11 @@ def init_command() -> None:
         if read_enabled(conn) is None:
             write_enabled(conn, {a.name: a.version for a in app.extensions["birga"].addons})
     click.echo(f"Database ready ({', '.join(ran)}).")
+    # Idempotent seeds: each adds only what is missing and keeps the admin's edits.
+    seed_default_roles()
+    seed_activity_types()
+    seed_reference_data()
+    db.session.commit()
     if db.session.scalar(select(User).where(User.is_admin.is_(True))) is None:
         login = os.environ.get("BIRGA_ADMIN_LOGIN", "admin").strip().lower()
         password = os.environ.get("BIRGA_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
@@ -95,6 +103,25 @@ def serve_command(host: str, port: int) -> None:
 
     click.echo(f"Birga is serving on http://{host}:{port}/")
     run_simple(host, port, AddonReloader(), threaded=True, use_reloader=False)
+
+
+@main.command("worker")
+@click.option("-w", "--workers", default=1, show_default=True, type=click.IntRange(1),
+              help="How many jobs run at once.")
+@click.option("-k", "--worker-type", default="thread", show_default=True,
+              type=click.Choice(["thread", "process"]))
+@click.option("--periodic/--no-periodic", default=True, show_default=True,
+              help="Also run the scheduler of periodic jobs (one worker per firm is enough).")
+@with_appcontext
+def worker_command(workers: int, worker_type: str, periodic: bool) -> None:
+    """Run background and periodic jobs until stopped (SIGTERM lets running jobs finish)."""
+    import logging
+
+    from .jobs import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run_worker(current_app._get_current_object(), workers=workers, worker_type=worker_type,
+               periodic=periodic)
 
 
 # -- addons ------------------------------------------------------------------------------
@@ -165,14 +192,17 @@ def addons_graph() -> None:
 @click.option("--package", "package_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write a pip-installable distribution into this folder instead of addons/.")
 @click.option("--title", default=None, help="Title shown to admins.")
-def addons_new(name: str, package_dir: Path | None, title: str | None) -> None:
+@click.option("--addons-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Addons folder for a local addon (default: the project's addons/).")
+def addons_new(name: str, package_dir: Path | None, title: str | None,
+               addons_dir: Path | None) -> None:
     """Scaffold a new addon NAME (local folder, or a partner package with --package)."""
     from . import PROJECT_ROOT
     from .scaffold import ScaffoldError, scaffold
 
     try:
-        target = scaffold(name, package_dir=package_dir, addons_dir=PROJECT_ROOT / "addons",
-                          title=title)
+        target = scaffold(name, package_dir=package_dir, title=title,
+                          addons_dir=addons_dir or PROJECT_ROOT / "addons")
     except ScaffoldError as exc:
         _fail(exc)
     click.echo(f"Created {target}")
@@ -272,6 +302,17 @@ def i18n_compile(addon: str | None) -> None:
         n = compile_all(tdir)
         if n:
             click.echo(f"{owner}: {n} catalogues compiled")
+
+
+# -- reference data: `birga refdata load | vat | rate` (core.refdata) ------------------------
+from .refdata import refdata_cli  # noqa: E402
+
+main.add_command(refdata_cli)
+
+# -- inbound e-mail: `birga mail ingest` (core.mail_inbound) ------------------------------
+from .mail_inbound import mail_cli  # noqa: E402
+
+main.add_command(mail_cli)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,6 +44,13 @@ class AddonContext:
         """Declare a permission such as `contacts.read`; roles grant them."""
         self._registry.add_permission(name, title, addon=self.name)
 
+    def mail_handler(self, address: Any, handler: Any, *, sequence: int = 100) -> None:
+        """Take inbound mail to `address` (exact, a pattern like `leads@*`, or a compiled
+        regex); `handler(InboundMail)` files it. See `core.mail_inbound`."""
+        from .mail_inbound import add_mail_handler
+
+        add_mail_handler(self._registry, address, handler, addon=self.name, sequence=sequence)
+
 
 def extend_addons_package(folders: list[Path]) -> None:
     """Make every configured addons folder part of the `addons` package (Odoo's addons path)."""

@@ -34,6 +34,9 @@ class User(UserMixin, db.Model):
     locale: Mapped[str | None] = mapped_column(String(16))
     timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Part of the session id: bumping it (deactivation, password reset) ends every session and
+    #: "remember me" cookie of the user (see `core.security.end_sessions`).
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     def set_password(self, password: str) -> None:
         """Hash with scrypt (werkzeug's default): memory-hard, no extra dependency."""
@@ -46,14 +49,28 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return self.active
 
-    def has_permission(self, permission: str | None) -> bool:
-        """Admins hold every permission; `core.admin` is for admins only.
+    def get_id(self) -> str:
+        """`id:session_version`, stored in the session and the remember cookie."""
+        return f"{self.id}:{self.session_version or 0}"
 
-        Roles and record rules (the platform issue) refine this for the other permissions.
-        """
+    @classmethod
+    def from_session_id(cls, session_id: str) -> User | None:
+        """The active user a session id names, if its version is still current."""
+        ident, _, version = session_id.partition(":")
+        if not ident.isdigit() or not version.isdigit():
+            return None
+        user = db.session.get(cls, int(ident))
+        if user is None or not user.active or (user.session_version or 0) != int(version):
+            return None
+        return user
+
+    def has_permission(self, permission: str | None) -> bool:
+        """Admins hold every permission; other users what their roles grant (core.security)."""
         if permission is None or self.is_admin:
             return True
-        return not permission.startswith("core.admin")
+        from .security import has_role_permission
+
+        return has_role_permission(self, permission)
 
     @property
     def display_name(self) -> str:

@@ -30,12 +30,16 @@ def read_sequence(bind: Engine | Connection) -> int:
 
 
 def read_enabled(conn: Connection) -> list[str] | None:
-    """Names marked enabled, or None when no state was ever written (fresh database)."""
+    """Names marked enabled, or None when no state was ever written (fresh database).
+
+    "Written" is told by the registry sequence row, which every write creates: an
+    installation that enabled no addon at all is not a fresh one.
+    """
     if not state_ready(conn):
         return None
-    rows = conn.execute(select(AddonState.name, AddonState.enabled)).all()
-    if not rows:
+    if conn.execute(select(RegistrySequence.id)).first() is None:
         return None
+    rows = conn.execute(select(AddonState.name, AddonState.enabled)).all()
     return sorted(name for name, enabled in rows if enabled)
 
 

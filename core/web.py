@@ -63,7 +63,7 @@ def _security_headers(response):
 
 
 def init_app(app: Flask, registry: Registry) -> None:
-    from . import admin, auth
+    from . import activities_views, admin, auth, security
 
     app.register_blueprint(bp)
     app.register_blueprint(auth.bp)
@@ -81,6 +81,9 @@ def init_app(app: Flask, registry: Registry) -> None:
     registry.add_menu("settings", _l("Settings"), None, sequence=1000)
     registry.add_menu("settings.addons", _l("Addons"), "admin.addons", parent="settings",
                       sequence=10, permission="core.admin")
+
+    security.init_app(app)  # users, teams, roles pages under the settings menu
+    activities_views.init_app(app)  # "My activities", calendar, the record.activities hook
 
     app.register_error_handler(404, lambda e: _error(
         404, _l("Page not found"), _l("The page does not exist or you may not open it.")))

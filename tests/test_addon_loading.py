@@ -6,6 +6,7 @@ from flask import render_template
 
 from core.addons import TablePrefixError
 from core.registry import MenuError
+from core.security import assign_roles
 
 from .conftest import ADDON_PATHS, write_addon
 
@@ -22,6 +23,7 @@ def signed_in(make_user, login):
         client = app.test_client()
         with app.app_context():
             user = make_user("admin" if is_admin else "reader", is_admin=is_admin)
+            assign_roles(user, *(() if is_admin else ("salesperson",)))  # grants *.read
             assert login(client, user).status_code == 302
         return client
 

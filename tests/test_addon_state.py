@@ -126,3 +126,10 @@ def test_cli_lists_enables_disables_and_graphs(fx_app):
     assert graph.index("fx_base") < graph.index("fx_ext -> fx_base")
     assert run("addons", "disable", "fx_ext").exit_code == 0
     assert run("addons", "enable", "ghost").exit_code == 1
+
+
+def test_an_installation_with_no_addon_enabled_is_not_taken_for_a_fresh_one(fx_app):
+    app = fx_app([], migrate=True)  # state written: nothing enabled
+    overrides = {**app.config["BIRGA_OVERRIDES"], "BIRGA_ADDONS": None}
+    again = create_app(overrides)  # would fall back to "every built-in addon" if fresh
+    assert again.extensions["birga"].addons == []

@@ -7,13 +7,12 @@ from click.testing import CliRunner
 from flask.cli import ScriptInfo
 from sqlalchemy import inspect
 
-from core import migrate
+from core import PROJECT_ROOT, migrate
 from core.cli import main
 from core.extensions import db
 from core.manage import enable_addon
 
 from .conftest import FIXTURE_ADDONS
-from core import PROJECT_ROOT
 
 
 def tables(app):

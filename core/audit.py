@@ -1,0 +1,225 @@
+"""The audit log: who created, changed, deleted, exported or signed in, and when.
+
+Creates, updates and deletes of registered record models are written by a session listener in
+the same transaction as the change (a rolled-back change leaves no row); exports and logins are
+written by explicit `audit()` calls. Rows copy the model name, record id and user login instead
+of pointing at them with foreign keys that cascade, so the log outlives the record (and keeps
+saying who it was after a user is renamed). Only administrators can read it.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from flask import Blueprint, Flask, abort, current_app, render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm.attributes import NO_VALUE
+
+from .extensions import db
+from .models import User, utcnow
+from .records import current_actor, record_name, record_ref, registered_models
+from .registry import Registry
+
+__all__ = ["ACTIONS", "AuditLog", "audit"]
+
+ACTIONS: dict[str, Any] = {
+    "create": _l("Created"), "update": _l("Changed"), "delete": _l("Deleted"),
+    "export": _l("Exported"), "login": _l("Signed in"), "login_failed": _l("Sign-in failed"),
+}
+#: Never copied into the log, whatever the model calls them.
+SECRET_WORDS = ("password", "secret", "token")
+
+
+class AuditLog(db.Model):
+    __tablename__ = "core_audit_log"
+    __table_args__ = (Index("ix_core_audit_log_record", "model", "record_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("core_user.id", ondelete="SET NULL"))
+    user_login: Mapped[str | None] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(20), index=True)
+    model: Mapped[str | None] = mapped_column(String(80))
+    record_id: Mapped[int | None] = mapped_column(Integer)
+    #: create/delete: {field: value}; update: {field: [old, new]}; others: free-form details.
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+
+    @property
+    def action_label(self) -> Any:
+        return ACTIONS.get(self.action, self.action)
+
+
+def audit(action: str, *, model: str | None = None, record_id: int | None = None,
+          record: Any = None, user: User | None = None, login: str | None = None,
+          details: dict[str, Any] | None = None) -> AuditLog:
+    """Log an explicit event (`export`, `login`, ...) in the current session; the caller
+    commits. The user defaults to the signed-in one."""
+    if record is not None:
+        model, record_id = record_ref(record)
+    if user is not None:
+        user_id, user_login = user.id, user.login
+    else:
+        user_id, user_login = current_actor()
+    row = AuditLog(action=action, model=model, record_id=record_id, user_id=user_id,
+                   user_login=login or user_login, changes=details, remote_addr=_remote_addr())
+    db.session.add(row)
+    return row
+
+
+def _remote_addr() -> str | None:
+    from flask import has_request_context
+
+    return request.remote_addr if has_request_context() else None
+
+
+def _audited(obj: Any) -> bool:
+    return record_name(obj) is not None and getattr(type(obj), "__audit__", True)
+
+
+def _columns(obj: Any) -> list[str]:
+    return [attr.key for attr in inspect(type(obj)).column_attrs
+            if not any(word in attr.key.lower() for word in SECRET_WORDS)]
+
+
+def snapshot(obj: Any) -> dict[str, Any]:
+    """The loaded column values (never a lazy load: this runs inside a flush)."""
+    from .timeline import plain
+
+    loaded = inspect(obj).dict
+    return {key: plain(loaded[key]) for key in _columns(obj)
+            if key in loaded and loaded[key] is not None}
+
+
+def changed(obj: Any) -> dict[str, list[Any]]:
+    from .timeline import plain
+
+    state = inspect(obj)
+    result = {}
+    for key in _columns(obj):
+        history = state.attrs[key].history
+        if not history.has_changes():
+            continue
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        if old is NO_VALUE:
+            old = None
+        if plain(old) != plain(new):
+            result[key] = [plain(old), plain(new)]
+    return result
+
+
+@event.listens_for(Session, "after_flush")
+def _write_audit(session: Session, flush_context: Any) -> None:
+    rows = []
+    user_id, login = current_actor()
+    address = _remote_addr()
+    resolved = False
+
+    def add(obj: Any, action: str, changes: dict[str, Any]) -> None:
+        nonlocal login, resolved
+        if user_id is not None and login is None and not resolved:
+            # The user was expired by an earlier commit: read the login on the flush's
+            # connection (an ORM load is not allowed in the middle of a flush).
+            login = session.connection().execute(
+                select(User.login).where(User.id == user_id)).scalar()
+            resolved = True
+        name, record_id = record_ref(obj)
+        rows.append({"action": action, "model": name, "record_id": record_id, "changes": changes,
+                     "user_id": user_id, "user_login": login, "remote_addr": address,
+                     "at": utcnow()})
+
+    for obj in session.new:
+        if _audited(obj):
+            add(obj, "create", snapshot(obj))
+    for obj in session.dirty:
+        if _audited(obj) and session.is_modified(obj, include_collections=False):
+            changes = changed(obj)
+            if changes:
+                add(obj, "update", changes)
+    for obj in session.deleted:
+        if _audited(obj):
+            add(obj, "delete", snapshot(obj))
+    if rows:
+        session.connection().execute(insert(AuditLog.__table__), rows)
+
+
+# -- admin page --------------------------------------------------------------------------
+bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
+
+
+@bp.before_request
+@login_required
+def _admins_only():
+    if not current_user.has_permission("core.admin"):
+        abort(404)
+
+
+def _day(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+@bp.route("/")
+def index():
+    """Newest first, filtered by model, record, user, action and a date range."""
+    args = request.args
+    query = select(AuditLog)
+    if args.get("model"):
+        query = query.where(AuditLog.model == args["model"])
+    if args.get("record_id", type=int) is not None:
+        query = query.where(AuditLog.record_id == args.get("record_id", type=int))
+    if args.get("user"):
+        query = query.where(func.lower(AuditLog.user_login) == args["user"].strip().lower())
+    if args.get("action"):
+        query = query.where(AuditLog.action == args["action"])
+    start, end = _day(args.get("from")), _day(args.get("to"))
+    if start is not None:
+        query = query.where(AuditLog.at >= _utc(start))
+    if end is not None:
+        # A date means the whole day: everything before the next midnight.
+        if end.time() == time(0):
+            end += timedelta(days=1)
+        query = query.where(AuditLog.at < _utc(end))
+    per_page = int(current_app.config.get("BIRGA_AUDIT_PAGE_SIZE", 50))
+    page = max(args.get("page", 1, type=int) or 1, 1)
+    rows = db.session.scalars(query.order_by(AuditLog.at.desc(), AuditLog.id.desc())
+                              .offset((page - 1) * per_page).limit(per_page + 1)).all()
+    filters = {k: v for k, v in args.items() if k != "page" and v}
+    return render_template("core/timeline/audit_log.html", rows=rows[:per_page],
+                           more=len(rows) > per_page, page=page, filters=filters,
+                           actions=ACTIONS, models=sorted(registered_models()))
+
+
+def _utc(value: datetime) -> datetime:
+    """A filter date is in the admin's time zone; stored times are UTC."""
+    from flask_babel import get_timezone
+
+    if value.tzinfo is None:
+        zone = get_timezone()
+        localize = getattr(zone, "localize", None)  # pytz zones must localize, not replace
+        value = localize(value) if localize else value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+def init_app(app: Flask, registry: Registry) -> None:
+    app.register_blueprint(bp)
+    registry.add_menu("settings.audit", _l("Audit log"), "audit.index", parent="settings",
+                      sequence=50, permission="core.admin")
