@@ -40,6 +40,7 @@ __all__ = ["ACTIONS", "AuditLog", "audit"]
 ACTIONS: dict[str, Any] = {
     "create": _l("Created"), "update": _l("Changed"), "delete": _l("Deleted"),
     "export": _l("Exported"), "login": _l("Signed in"), "login_failed": _l("Sign-in failed"),
+    "merge": _l("Merged"), "import": _l("Imported"), "revert": _l("Import reverted"),
 }
 #: Never copied into the log, whatever the model calls them.
 SECRET_WORDS = ("password", "secret", "token")

@@ -39,9 +39,9 @@ def _fail(exc: Exception) -> None:
 def init_command() -> None:
     """Create or upgrade the database, record the enabled addons, create the admin."""
     from . import migrate
+    from .activities import seed_activity_types
     from .extensions import db
     from .models import User
-    from .activities import seed_activity_types
     from .refdata import seed_reference_data
     from .security import seed_default_roles
     from .state import read_enabled, write_enabled

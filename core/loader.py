@@ -66,6 +66,17 @@ def owned_tables(owner: str) -> set[str]:
     return set(_TABLES_BY_OWNER.get(owner, ()))
 
 
+def owner_of(table: str) -> str | None:
+    """The addon (or `core`) whose models declared `table`, None for ad-hoc tables.
+
+    Kept here rather than in `Table.info`, which Alembic would copy into every migration.
+    """
+    for owner, tables in _TABLES_BY_OWNER.items():
+        if table in tables:
+            return owner
+    return None
+
+
 def import_models(owner: str, module_name: str, path: Path | None = None) -> set[str]:
     """Import `module_name` (and its `.models` if present) and record the tables it added."""
     before = set(db.metadata.tables)
@@ -84,7 +95,6 @@ def import_models(owner: str, module_name: str, path: Path | None = None) -> set
                 f"'{owner}_'.", addon=owner, path=(path / "models.py") if path else None,
                 fix=f"rename it, e.g. __tablename__ = \"{owner}_{table}\".",
             )
-        db.metadata.tables[table].info["birga_owner"] = owner
     return _TABLES_BY_OWNER[owner]
 
 

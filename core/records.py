@@ -22,6 +22,7 @@ from sqlalchemy.orm.attributes import InstrumentedAttribute
 from werkzeug.exceptions import HTTPException
 
 from .extensions import db
+from .loader import owner_of
 
 __all__ = ["can_read", "get_record", "init_app", "record_model", "record_name", "record_ref",
            "register_record_model", "registered_models"]
@@ -98,7 +99,7 @@ def registered_models() -> dict[str, type]:
 
 def _owner_enabled(model: type) -> bool:
     table = getattr(model, "__table__", None)
-    owner = table.info.get("birga_owner") if table is not None else None
+    owner = owner_of(table.name) if table is not None else None
     if owner is None or owner == "core" or not has_app_context():
         return True  # core's own and ad-hoc (test) models belong to every app
     return owner in current_app.extensions["birga"].addons_by_name

@@ -168,11 +168,14 @@ class DefaultRole:
 DEFAULT_ROLES: dict[str, DefaultRole] = {
     "administrator": DefaultRole(_l("Administrator"), ("*",), "all"),
     "sales_manager": DefaultRole(
-        _l("Sales manager"), ("*.read", "*.write", "*.delete", "*.export", "*.manage"), "team"),
-    "salesperson": DefaultRole(_l("Salesperson"), ("*.read", "*.write"), "own"),
+        _l("Sales manager"),
+        ("*.read", "*.write", "*.delete", "*.export", "*.import", "*.manage", "*.reports"),
+        "team"),
+    # Reports follow the record rules: a salesperson's show only their own figures.
+    "salesperson": DefaultRole(_l("Salesperson"), ("*.read", "*.write", "*.reports"), "own"),
     "support_agent": DefaultRole(_l("Support agent"), ("*.read", "support.*", "activities.*"),
                                  "all"),
-    "auditor": DefaultRole(_l("Read-only auditor"), ("*.read", "*.export"), "all"),
+    "auditor": DefaultRole(_l("Read-only auditor"), ("*.read", "*.export", "*.reports"), "all"),
 }
 
 

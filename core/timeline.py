@@ -310,16 +310,41 @@ def render_timeline(model: str | None = None, record_id: int | None = None, *,
 
 
 # -- automatic entries -------------------------------------------------------------------
+_LABEL_COLUMNS = ("name", "title", "display_name", "login", "code")
+
+
+def _referenced_label(obj: Any, field: str, value: Any) -> Any:
+    """For a foreign key, what people call the row it points at ("Proposal", not 3)."""
+    column = getattr(type(obj), "__table__", None)
+    column = column.c.get(field) if column is not None else None
+    if value is None or column is None or not column.foreign_keys:
+        return value
+    target = next(iter(column.foreign_keys)).column
+    labels = [target.table.c[c] for c in _LABEL_COLUMNS if c in target.table.c]
+    if not labels:
+        return value
+    row = inspect(obj).session.connection().execute(
+        select(*labels).where(target == value)).first()
+    shown = next((v for v in row or () if v), None)
+    return shown if shown is not None else value
+
+
 def tracked_changes(obj: Any) -> list[dict[str, Any]]:
-    """Changes to `__tracked__` fields pending in the session (call before the flush ends)."""
+    """Changes to `__tracked__` fields pending in the session (call before the flush ends).
+
+    Foreign keys are written as the referenced row's name, so the timeline reads
+    "Salesperson: Anna → Jānis", and stays readable after that row is renamed or deleted.
+    """
     state = inspect(obj)
     changes = []
     for field in getattr(type(obj), "__tracked__", ()):
         history = state.attrs[field].history
         if not history.has_changes():
             continue
-        old = plain(history.deleted[0]) if history.deleted else None
-        new = plain(history.added[0]) if history.added else None
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        old = plain(_referenced_label(obj, field, old))
+        new = plain(_referenced_label(obj, field, new))
         if old != new:
             changes.append({"field": field, "old": old, "new": new})
     return changes

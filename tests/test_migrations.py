@@ -92,3 +92,14 @@ def test_birga_init_creates_schema_state_and_admin(make_app, monkeypatch):
         assert admin.login == "boss" and admin.is_admin and admin.check_password("s3cret-pass")
     again = CliRunner().invoke(main, ["init"], obj=ScriptInfo(create_app=lambda: app))
     assert again.exit_code == 0 and "Administrator created" not in again.output
+
+
+def test_builtin_addons_migrate_to_exactly_their_models(make_app):
+    """Every built-in addon's migrations give the schema its models declare."""
+    from core.addons import discover
+
+    builtin = sorted(a.name for a in discover([PROJECT_ROOT / "addons"],
+                                              entry_points=False).values() if a.installable)
+    app = make_app(builtin, migrate=True)
+    for owner in ["core", *builtin]:
+        assert migrate.diff(app, owner) == [], owner

@@ -31,7 +31,7 @@ def _forget(name: str) -> None:
     for module in [m for m in sys.modules if m == name or m.startswith(name + ".")
                    or m == f"addons.{name}" or m.startswith(f"addons.{name}.")]:
         del sys.modules[module]
-    for table in [t for t in db.metadata.tables.values() if t.info.get("birga_owner") == name]:
+    for table in [t for t in db.metadata.tables.values() if loader.owner_of(t.name) == name]:
         db.metadata.remove(table)
     loader._TABLES_BY_OWNER.pop(name, None)
     importlib.invalidate_caches()

@@ -1,14 +1,14 @@
 """core tables
 
-Revision ID: 81a1714c9ae5
+Revision ID: 02b648aeb79f
 Revises: 
-Create Date: 2026-11-23 05:56:27.856793
+Create Date: 2026-11-23 06:32:51.638001
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '81a1714c9ae5'
+revision = '02b648aeb79f'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -24,8 +24,7 @@ def upgrade() -> None:
     sa.Column('sequence', sa.Integer(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_activity_type')),
-    sa.UniqueConstraint('code', name=op.f('uq_core_activity_type_code')),
-    info={'birga_owner': 'core'}
+    sa.UniqueConstraint('code', name=op.f('uq_core_activity_type_code'))
     )
     op.create_table('core_addon',
     sa.Column('name', sa.String(length=40), nullable=False),
@@ -33,15 +32,13 @@ def upgrade() -> None:
     sa.Column('version', sa.String(length=40), nullable=True),
     sa.Column('demo_loaded', sa.Boolean(), nullable=False),
     sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('name', name=op.f('pk_core_addon')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_core_addon'))
     )
     op.create_table('core_currency',
     sa.Column('code', sa.String(length=3), nullable=False),
     sa.Column('decimals', sa.Integer(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.PrimaryKeyConstraint('code', name=op.f('pk_core_currency')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('code', name=op.f('pk_core_currency'))
     )
     op.create_table('core_job_run',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -49,16 +46,14 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=255), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_job_run')),
-    sa.UniqueConstraint('job', 'key', name='uq_core_job_run_job_key'),
-    info={'birga_owner': 'core'}
+    sa.UniqueConstraint('job', 'key', name='uq_core_job_run_job_key')
     )
     op.create_table('core_login_failure',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('login', sa.String(length=120), nullable=False),
     sa.Column('remote_addr', sa.String(length=64), nullable=True),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_login_failure')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_login_failure'))
     )
     with op.batch_alter_table('core_login_failure', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_core_login_failure_at'), ['at'], unique=False)
@@ -76,8 +71,7 @@ def upgrade() -> None:
     sa.Column('record_id', sa.Integer(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_mail_received')),
-    sa.UniqueConstraint('message_key', name=op.f('uq_core_mail_received_message_key')),
-    info={'birga_owner': 'core'}
+    sa.UniqueConstraint('message_key', name=op.f('uq_core_mail_received_message_key'))
     )
     op.create_table('core_mail_sent',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -86,15 +80,13 @@ def upgrade() -> None:
     sa.Column('record_id', sa.Integer(), nullable=False),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_mail_sent')),
-    sa.UniqueConstraint('message_key', name=op.f('uq_core_mail_sent_message_key')),
-    info={'birga_owner': 'core'}
+    sa.UniqueConstraint('message_key', name=op.f('uq_core_mail_sent_message_key'))
     )
     op.create_table('core_registry',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('sequence', sa.Integer(), server_default='1', nullable=False),
     sa.Column('changed_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_registry')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_registry'))
     )
     op.create_table('core_role',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -102,8 +94,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('default_scope', sa.String(length=8), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_role')),
-    sa.UniqueConstraint('code', name=op.f('uq_core_role_code')),
-    info={'birga_owner': 'core'}
+    sa.UniqueConstraint('code', name=op.f('uq_core_role_code'))
     )
     op.create_table('core_sequence',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -113,8 +104,7 @@ def upgrade() -> None:
     sa.Column('padding', sa.Integer(), nullable=False),
     sa.Column('yearly', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_sequence')),
-    sa.UniqueConstraint('code', name=op.f('uq_core_sequence_code')),
-    info={'birga_owner': 'core'}
+    sa.UniqueConstraint('code', name=op.f('uq_core_sequence_code'))
     )
     op.create_table('core_user',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -129,8 +119,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('session_version', sa.Integer(), server_default='1', nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_user')),
-    sa.UniqueConstraint('login', name=op.f('uq_core_user_login')),
-    info={'birga_owner': 'core'}
+    sa.UniqueConstraint('login', name=op.f('uq_core_user_login'))
     )
     op.create_table('core_activity',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -149,8 +138,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['assignee_id'], ['core_user.id'], name=op.f('fk_core_activity_assignee_id_core_user'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['creator_id'], ['core_user.id'], name=op.f('fk_core_activity_creator_id_core_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['type_id'], ['core_activity_type.id'], name=op.f('fk_core_activity_type_id_core_activity_type')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_activity')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_activity'))
     )
     with op.batch_alter_table('core_activity', schema=None) as batch_op:
         batch_op.create_index('ix_core_activity_assignee_open', ['assignee_id', 'done_at', 'due_at'], unique=False)
@@ -169,8 +157,7 @@ def upgrade() -> None:
     sa.Column('uploaded_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['uploaded_by_id'], ['core_user.id'], name=op.f('fk_core_attachment_uploaded_by_id_core_user'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_attachment')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_attachment'))
     )
     with op.batch_alter_table('core_attachment', schema=None) as batch_op:
         batch_op.create_index('ix_core_attachment_record', ['model', 'record_id'], unique=False)
@@ -187,8 +174,7 @@ def upgrade() -> None:
     sa.Column('changes', sa.JSON(), nullable=True),
     sa.Column('remote_addr', sa.String(length=64), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['core_user.id'], name=op.f('fk_core_audit_log_user_id_core_user'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_audit_log')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_audit_log'))
     )
     with op.batch_alter_table('core_audit_log', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_core_audit_log_action'), ['action'], unique=False)
@@ -201,16 +187,14 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['core_user.id'], name=op.f('fk_core_calendar_token_user_id_core_user'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id', name=op.f('pk_core_calendar_token')),
-    sa.UniqueConstraint('token_hash', name=op.f('uq_core_calendar_token_token_hash')),
-    info={'birga_owner': 'core'}
+    sa.UniqueConstraint('token_hash', name=op.f('uq_core_calendar_token_token_hash'))
     )
     op.create_table('core_country',
     sa.Column('code', sa.String(length=2), nullable=False),
     sa.Column('currency_code', sa.String(length=3), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['currency_code'], ['core_currency.code'], name=op.f('fk_core_country_currency_code_core_currency')),
-    sa.PrimaryKeyConstraint('code', name=op.f('pk_core_country')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('code', name=op.f('pk_core_country'))
     )
     op.create_table('core_exchange_rate',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -219,8 +203,7 @@ def upgrade() -> None:
     sa.Column('rate', sa.Numeric(precision=18, scale=8), nullable=False),
     sa.ForeignKeyConstraint(['currency_code'], ['core_currency.code'], name=op.f('fk_core_exchange_rate_currency_code_core_currency')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_exchange_rate')),
-    sa.UniqueConstraint('currency_code', 'on_date', name=op.f('uq_core_exchange_rate_currency_code')),
-    info={'birga_owner': 'core'}
+    sa.UniqueConstraint('currency_code', 'on_date', name=op.f('uq_core_exchange_rate_currency_code'))
     )
     with op.batch_alter_table('core_exchange_rate', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_core_exchange_rate_currency_code'), ['currency_code'], unique=False)
@@ -233,8 +216,7 @@ def upgrade() -> None:
     sa.Column('read', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['core_user.id'], name=op.f('fk_core_notification_user_id_core_user'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_notification')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_notification'))
     )
     with op.batch_alter_table('core_notification', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_core_notification_user_id'), ['user_id'], unique=False)
@@ -246,8 +228,7 @@ def upgrade() -> None:
     sa.Column('scope', sa.String(length=8), nullable=False),
     sa.ForeignKeyConstraint(['role_id'], ['core_role.id'], name=op.f('fk_core_record_rule_role_id_core_role'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_record_rule')),
-    sa.UniqueConstraint('model', 'role_id', name=op.f('uq_core_record_rule_model')),
-    info={'birga_owner': 'core'}
+    sa.UniqueConstraint('model', 'role_id', name=op.f('uq_core_record_rule_model'))
     )
     with op.batch_alter_table('core_record_rule', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_core_record_rule_role_id'), ['role_id'], unique=False)
@@ -256,16 +237,14 @@ def upgrade() -> None:
     sa.Column('role_id', sa.Integer(), nullable=False),
     sa.Column('permission', sa.String(length=120), nullable=False),
     sa.ForeignKeyConstraint(['role_id'], ['core_role.id'], name=op.f('fk_core_role_permission_role_id_core_role'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('role_id', 'permission', name=op.f('pk_core_role_permission')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('role_id', 'permission', name=op.f('pk_core_role_permission'))
     )
     op.create_table('core_sequence_counter',
     sa.Column('sequence_id', sa.Integer(), nullable=False),
     sa.Column('year', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('last_value', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['sequence_id'], ['core_sequence.id'], name=op.f('fk_core_sequence_counter_sequence_id_core_sequence'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('sequence_id', 'year', name=op.f('pk_core_sequence_counter')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('sequence_id', 'year', name=op.f('pk_core_sequence_counter'))
     )
     op.create_table('core_team',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -273,8 +252,7 @@ def upgrade() -> None:
     sa.Column('manager_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['manager_id'], ['core_user.id'], name=op.f('fk_core_team_manager_id_core_user'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_team')),
-    sa.UniqueConstraint('name', name=op.f('uq_core_team_name')),
-    info={'birga_owner': 'core'}
+    sa.UniqueConstraint('name', name=op.f('uq_core_team_name'))
     )
     with op.batch_alter_table('core_team', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_core_team_manager_id'), ['manager_id'], unique=False)
@@ -290,8 +268,7 @@ def upgrade() -> None:
     sa.Column('changes', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['author_id'], ['core_user.id'], name=op.f('fk_core_timeline_entry_author_id_core_user'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_timeline_entry')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_core_timeline_entry'))
     )
     with op.batch_alter_table('core_timeline_entry', schema=None) as batch_op:
         batch_op.create_index('ix_core_timeline_entry_record', ['model', 'record_id', 'created_at'], unique=False)
@@ -301,8 +278,7 @@ def upgrade() -> None:
     sa.Column('role_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['role_id'], ['core_role.id'], name=op.f('fk_core_user_role_role_id_core_role'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['core_user.id'], name=op.f('fk_core_user_role_user_id_core_user'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('user_id', 'role_id', name=op.f('pk_core_user_role')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('user_id', 'role_id', name=op.f('pk_core_user_role'))
     )
     with op.batch_alter_table('core_user_role', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_core_user_role_role_id'), ['role_id'], unique=False)
@@ -312,8 +288,7 @@ def upgrade() -> None:
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['team_id'], ['core_team.id'], name=op.f('fk_core_team_member_team_id_core_team'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['core_user.id'], name=op.f('fk_core_team_member_user_id_core_user'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('team_id', 'user_id', name=op.f('pk_core_team_member')),
-    info={'birga_owner': 'core'}
+    sa.PrimaryKeyConstraint('team_id', 'user_id', name=op.f('pk_core_team_member'))
     )
     with op.batch_alter_table('core_team_member', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_core_team_member_user_id'), ['user_id'], unique=False)
@@ -327,8 +302,7 @@ def upgrade() -> None:
     sa.Column('valid_to', sa.Date(), nullable=True),
     sa.ForeignKeyConstraint(['country_code'], ['core_country.code'], name=op.f('fk_core_vat_rate_country_code_core_country')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_core_vat_rate')),
-    sa.UniqueConstraint('country_code', 'category', 'valid_from', name=op.f('uq_core_vat_rate_country_code')),
-    info={'birga_owner': 'core'}
+    sa.UniqueConstraint('country_code', 'category', 'valid_from', name=op.f('uq_core_vat_rate_country_code'))
     )
     with op.batch_alter_table('core_vat_rate', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_core_vat_rate_country_code'), ['country_code'], unique=False)

@@ -1,0 +1,280 @@
+"""The contacts list as a query: filters from the address, the sort, and one page of rows.
+
+Why it is built this way:
+- Names sort by the `sort_<lang>` ICU key column of the reader's language, ordered with `id`
+  and under `active = true`, exactly the composite index `(active, sort_<lang>, id)`: the
+  database walks the index and stops after LIMIT rows, so page 2,000 costs an index skip, not a
+  sort of the table. The total is a separate `count(*)` with the same filters and no ORDER BY.
+- Everything goes through `core.security.scoped()`, so record rules narrow the rows (and the
+  count) in SQL.
+- A page costs the same number of queries for 10 or 200 rows: the rows, the count, and one
+  query each for owner names, tags and custom values of the rows on the page.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from flask_babel import get_locale
+from sqlalchemy import Select, and_, exists, func, literal_column, or_, select
+from sqlalchemy.orm import load_only
+
+from core.api import User, db, scoped, utcnow
+
+from . import services
+from .custom_fields import filter_conditions, filter_keys
+from .models import (
+    KINDS,
+    SEGMENTS,
+    STATUSES,
+    CustomField,
+    Partner,
+    PartnerTag,
+    Tag,
+)
+
+#: Sort names the list offers; "-" prefix for descending.
+SORTS = ("name", "-name", "-created", "created", "-last_contact", "last_contact", "city",
+         "-city")
+PER_PAGE = (20, 50, 100, 200)
+DEFAULT_PER_PAGE = 50
+#: Query-string keys that are filters (kept in saved filters, dropped by "clear").
+FILTER_KEYS = ("q", "kind", "owner", "status", "tag", "segment", "city", "country", "idle")
+SORT_LANGUAGES = ("en", "lv", "ru", "uz", "kk", "ro")
+#: Columns a list row reads: the rest (search text, other sort keys) stays in the database.
+ROW_COLUMNS = ("id", "kind", "name", "company_id", "company_name", "phone", "email", "city",
+               "country", "status", "owner_id", "segment", "last_contact_at", "created_at")
+
+
+def sort_language() -> str:
+    """The reader's language, as the suffix of a `sort_<lang>` column."""
+    lang = str(get_locale() or "en").split("_")[0]
+    return lang if lang in SORT_LANGUAGES else "en"
+
+
+def _int(value: Any, default: int | None = None) -> int | None:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return default
+
+
+@dataclass
+class ListParams:
+    """What the list shows, parsed from (and written back to) the query string."""
+
+    q: str = ""
+    kind: str = ""
+    owner: str = ""  # a user id, "me" or "none"
+    status: list[str] = field(default_factory=list)
+    tag: int | None = None
+    segment: str = ""
+    city: str = ""
+    country: str = ""
+    idle: int | None = None  # no activity for this many days
+    custom: dict[str, str] = field(default_factory=dict)
+    sort: str = "name"
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+
+    @classmethod
+    def parse(cls, args: Mapping[str, Any], fields: list[CustomField]) -> ListParams:
+        getlist = getattr(args, "getlist", None)
+        statuses = getlist("status") if getlist else ([args["status"]] if args.get("status")
+                                                       else [])
+        sort = args.get("sort") or "name"
+        per_page = _int(args.get("per_page"), DEFAULT_PER_PAGE)
+        idle = _int(args.get("idle"))
+        return cls(
+            q=(args.get("q") or "").strip()[:200],
+            kind=args.get("kind") if args.get("kind") in KINDS else "",
+            owner=str(args.get("owner") or "").strip(),
+            status=[s for s in statuses if s in STATUSES],
+            tag=_int(args.get("tag")),
+            segment=args.get("segment") if args.get("segment") in (*SEGMENTS, "none") else "",
+            city=(args.get("city") or "").strip()[:120],
+            country=(args.get("country") or "").strip().upper()[:2],
+            idle=idle if idle and idle > 0 else None,
+            custom={k: str(args[k]) for k in filter_keys(fields) if args.get(k)},
+            sort=sort if sort in SORTS else "name",
+            page=max(_int(args.get("page"), 1) or 1, 1),
+            per_page=per_page if per_page in PER_PAGE else DEFAULT_PER_PAGE,
+        )
+
+    def filters(self) -> dict[str, Any]:
+        """The filter part as query-string values (for saved filters and links)."""
+        values: dict[str, Any] = {"q": self.q, "kind": self.kind, "owner": self.owner,
+                                  "status": list(self.status), "tag": self.tag or "",
+                                  "segment": self.segment, "city": self.city,
+                                  "country": self.country, "idle": self.idle or "",
+                                  **self.custom}
+        return {k: v for k, v in values.items() if v not in ("", None, [])}
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        """Query-string values of this list with `changes` applied (sort, page...)."""
+        values = {**self.filters(), "sort": self.sort, "page": self.page,
+                  "per_page": self.per_page}
+        values.update(changes)
+        if values.get("sort") == "name":
+            values.pop("sort")
+        if values.get("page") == 1:
+            values.pop("page")
+        if values.get("per_page") == DEFAULT_PER_PAGE:
+            values.pop("per_page")
+        return values
+
+    @property
+    def active_filters(self) -> bool:
+        return bool(self.filters())
+
+
+def _case_insensitive_equals(column: Any, value: str) -> Any:
+    """`column` equals `value` ignoring case, in any script.
+
+    PostgreSQL's `lower()` folds every script. SQLite's folds ASCII only, so there we also
+    accept the usual ways a value is capitalised ("москва" finds "Москва", "piatra neamț"
+    finds "Piatra Neamț") and, through `lower()`, any ASCII case.
+    """
+    if db.engine.dialect.name == "sqlite":
+        folded = "".join(c.lower() if c.isascii() else c for c in value)
+        variants = {value, value.lower(), value.upper(), value.title(), value.capitalize()}
+        return or_(column.in_(sorted(variants)), func.lower(column) == folded)
+    return func.lower(column) == value.lower()
+
+
+def conditions(params: ListParams, fields: list[CustomField], user: Any) -> list[Any]:
+    """The WHERE conditions of the filters (record rules are added by `scoped`)."""
+    found: list[Any] = [Partner.active.is_(True)]
+    if params.q:
+        ids = services.search_ids(params.q)
+        if ids is not None:
+            found.append(Partner.id.in_(ids))
+    if params.kind:
+        found.append(Partner.kind == params.kind)
+    if params.owner == "me":
+        found.append(Partner.owner_id == user.id)
+    elif params.owner == "none":
+        found.append(Partner.owner_id.is_(None))
+    elif _int(params.owner) is not None:
+        found.append(Partner.owner_id == _int(params.owner))
+    if params.status:
+        found.append(Partner.status.in_(params.status))
+    if params.tag:
+        found.append(exists(select(PartnerTag.tag_id).where(
+            PartnerTag.partner_id == Partner.id, PartnerTag.tag_id == params.tag)))
+    if params.segment == "none":
+        found.append(Partner.segment.is_(None))
+    elif params.segment:
+        found.append(Partner.segment == params.segment)
+    if params.city:
+        found.append(_case_insensitive_equals(Partner.city, params.city))
+    if params.country:
+        found.append(Partner.country == params.country)
+    if params.idle:
+        since = utcnow() - timedelta(days=params.idle)
+        found.append(or_(Partner.last_contact_at.is_(None), Partner.last_contact_at < since))
+    found.extend(filter_conditions(fields, params.custom))
+    return found
+
+
+def order_by(params: ListParams, lang: str) -> list[Any]:
+    descending = params.sort.startswith("-")
+    key = params.sort.lstrip("-")
+    name_key = getattr(Partner, f"sort_{lang}")
+    if key == "created":
+        # Ids grow with creation time and are the primary key: an index, unlike created_at.
+        columns = [Partner.id]
+    elif key == "last_contact":
+        column = Partner.last_contact_at.desc() if descending else Partner.last_contact_at.asc()
+        return [column.nulls_last(), Partner.id.desc() if descending else Partner.id]
+    elif key == "city":
+        columns = [Partner.city, name_key, Partner.id]
+    else:
+        columns = [name_key, Partner.id]
+    return [c.desc() for c in columns] if descending else columns
+
+
+def base_query(params: ListParams, fields: list[CustomField], user: Any) -> Select:
+    """`select(Partner)` with the filters and record rules, no order and no limit."""
+    return scoped(select(Partner).where(and_(*conditions(params, fields, user))), user)
+
+
+@dataclass
+class Page:
+    rows: list[Partner]
+    total: int
+    params: ListParams
+    owners: dict[int, str]
+    tags: dict[int, list[Tag]]
+    custom_values: dict[int, dict[int, Any]]
+
+    @property
+    def pages(self) -> int:
+        return max((self.total + self.params.per_page - 1) // self.params.per_page, 1)
+
+    def window(self, radius: int = 2) -> list[int]:
+        """Page numbers around the current one, plus the first and the last."""
+        current, last = self.params.page, self.pages
+        numbers = {1, last, *range(max(current - radius, 1), min(current + radius, last) + 1)}
+        return sorted(numbers)
+
+
+def count(params: ListParams, fields: list[CustomField], user: Any) -> int:
+    query = scoped(select(func.count(Partner.id)).where(
+        and_(*conditions(params, fields, user))), user, model=Partner)
+    return db.session.scalar(query) or 0
+
+
+#: From this offset on, LIMIT and OFFSET are written into the SQL instead of bound.
+DEEP_OFFSET = 1000
+
+
+def _literal(value: int, offset: int) -> Any:
+    """On a deep page, `value` as a literal: SQLite plans bound LIMIT/OFFSET as if small, so
+    for a salesperson (own records only) it would walk the whole name index skipping rows
+    instead of sorting their few thousand through the owner index. Validated ints only."""
+    return literal_column(str(int(value))) if offset >= DEEP_OFFSET else value
+
+
+def fetch(params: ListParams, fields: list[CustomField], list_fields: list[CustomField],
+          user: Any) -> Page:
+    """One page of the list and what its rows show, in a fixed number of queries."""
+    from .custom_fields import values_for
+
+    lang = sort_language()
+    total = count(params, fields, user)
+    # A page past the end (a stale link, rows deleted meanwhile) shows the last one.
+    params.page = min(params.page, max((total + params.per_page - 1) // params.per_page, 1))
+    offset = (params.page - 1) * params.per_page
+    # Pick the page's ids first (the sort index covers them: no table reads for the skipped
+    # rows), then read those rows whole.
+    page_ids = (scoped(select(Partner.id).where(and_(*conditions(params, fields, user))),
+                       user, model=Partner)
+                .order_by(*order_by(params, lang))
+                .limit(_literal(params.per_page, offset)).offset(_literal(offset, offset)))
+    query = (select(Partner).where(Partner.id.in_(page_ids))
+             .options(load_only(*(getattr(Partner, c) for c in ROW_COLUMNS)))
+             .order_by(*order_by(params, lang)))
+    rows = list(db.session.scalars(query))
+    ids = [r.id for r in rows]
+    owner_ids = {r.owner_id for r in rows if r.owner_id}
+    owners = {uid: name or login for uid, name, login in db.session.execute(
+        select(User.id, User.name, User.login).where(User.id.in_(owner_ids)))} \
+        if owner_ids else {}
+    tags: dict[int, list[Tag]] = {}
+    if ids:
+        for partner_id, tag in db.session.execute(
+                select(PartnerTag.partner_id, Tag).join(Tag, Tag.id == PartnerTag.tag_id)
+                .where(PartnerTag.partner_id.in_(ids)).order_by(Tag.name)):
+            tags.setdefault(partner_id, []).append(tag)
+    return Page(rows, total, params, owners, tags, values_for(ids, list_fields))
+
+
+def selected(ids: list[int], user: Any) -> list[Partner]:
+    """The ticked partners the user may see (others are silently left out, as if absent)."""
+    if not ids:
+        return []
+    return list(db.session.scalars(scoped(
+        select(Partner).where(Partner.id.in_(ids[:1000]), Partner.active.is_(True)), user)))

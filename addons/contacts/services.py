@@ -1,0 +1,318 @@
+"""The one place that writes partners' derived data: names, phones, e-mails, search, sort keys.
+
+Forms, the import, merge and the API all call these, so a contact created any way is found
+and sorted the same way.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+import phonenumbers
+from flask import current_app
+from sqlalchemy import and_, delete, insert, intersect, or_, select
+
+from core.api import db
+
+from .folding import fold, sort_keys, tokens
+from .models import Partner, PartnerEmail, PartnerPhone, SearchToken
+
+#: Where a name's parts go, per firm locale: Russian and Kazakh registers write the surname
+#: first ("Петров Иван Сергеевич"); Latvian, Romanian and Uzbek business use first name first.
+NAME_ORDER = {
+    "ru": ("last_name", "first_name", "middle_name"),
+    "kk": ("last_name", "first_name", "middle_name"),
+}
+DEFAULT_NAME_ORDER = ("first_name", "middle_name", "last_name")
+_EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]{2,}$")
+
+
+def name_locale() -> str:
+    """The firm's convention for writing person names (`BIRGA_NAME_LOCALE`, default `en`)."""
+    return current_app.config.get("BIRGA_NAME_LOCALE", "en")
+
+
+def person_name(first: str | None, last: str | None, middle: str | None = None,
+                locale: str | None = None) -> str:
+    parts = {"first_name": first, "last_name": last, "middle_name": middle}
+    order = NAME_ORDER.get(locale or name_locale(), DEFAULT_NAME_ORDER)
+    return " ".join(p.strip() for p in (parts[k] for k in order) if p and p.strip())
+
+
+def default_region() -> str | None:
+    """Region for numbers typed without a country code (`BIRGA_PHONE_REGION`, e.g. `LV`)."""
+    return current_app.config.get("BIRGA_PHONE_REGION")
+
+
+def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
+    """E.164 (`+37120000000`) for any way people write a number; None when it is not one.
+
+    Numbers that do not parse as valid are kept as their digits (old systems hold odd
+    numbers), so nothing typed is lost; they still match each other exactly.
+    """
+    if not raw or not raw.strip():
+        return None
+    text = raw.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region or default_region())
+    except phonenumbers.NumberParseException:
+        digits = re.sub(r"\D", "", text)
+        return digits or None
+    if phonenumbers.is_possible_number(number):
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    digits = re.sub(r"\D", "", text)
+    return digits or None
+
+
+def display_phone(e164: str | None, region: str | None = None) -> str:
+    """National format for numbers of the firm's own region, international for the others."""
+    if not e164:
+        return ""
+    if not e164.startswith("+"):
+        return e164
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    own = region or default_region()
+    if own and phonenumbers.region_code_for_number(number) == own:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def normalize_email(raw: str | None) -> str | None:
+    """Trimmed, domain in lower case (IDNA-checked); None for an empty value.
+
+    Raises ValueError for text that is not an address, so callers report it per field/row.
+    """
+    if not raw or not raw.strip():
+        return None
+    text = raw.strip().strip("<>").strip()
+    if not _EMAIL.match(text):
+        raise ValueError(text)
+    local, _at, domain = text.rpartition("@")
+    try:
+        domain.encode("idna")
+    except UnicodeError as exc:
+        raise ValueError(text) from exc
+    return f"{local}@{domain.lower()}"
+
+
+def set_phones(partner: Partner, numbers: Iterable[tuple[str, str] | str]) -> None:
+    """Replace the partner's phones; the first is the primary copied onto the partner."""
+    partner.phones.clear()
+    seen: set[str] = set()
+    for seq, item in enumerate(numbers):
+        raw, kind = (item, "mobile") if isinstance(item, str) else item
+        number = normalize_phone(raw)
+        if number and number not in seen:
+            seen.add(number)
+            partner.phones.append(PartnerPhone(number=number, kind=kind, sequence=seq))
+    partner.phone = partner.phones[0].number if partner.phones else None
+
+
+def set_emails(partner: Partner, addresses: Iterable[tuple[str, str] | str]) -> None:
+    """Replace the partner's e-mails (already validated with `normalize_email`)."""
+    partner.emails.clear()
+    seen: set[str] = set()
+    for seq, item in enumerate(addresses):
+        raw, kind = (item, "work") if isinstance(item, str) else item
+        email = normalize_email(raw)
+        if email and email.lower() not in seen:
+            seen.add(email.lower())
+            partner.emails.append(PartnerEmail(email=email, email_key=email.lower(), kind=kind,
+                                               sequence=seq))
+    partner.email = partner.emails[0].email if partner.emails else None
+
+
+def refresh_names(partner: Partner) -> None:
+    """Display name and company name from the parts (people) and the company link."""
+    if partner.kind == "person":
+        built = person_name(partner.first_name, partner.last_name, partner.middle_name)
+        partner.name = built or partner.name or ""
+        partner.company_name = partner.company.name if partner.company is not None else None
+    else:
+        partner.company_name = None
+
+
+#: More searchable text per partner, from other modules (custom field values): callables
+#: `partner -> iterable of text`, folded into tokens like the names.
+TOKEN_SOURCES: list[Callable[[Partner], Iterable[str | None]]] = []
+
+
+def search_tokens(partner: Partner) -> set[str]:
+    phones = [p.number for p in partner.phones] or [partner.phone]
+    emails = [e.email for e in partner.emails] or [partner.email]
+    found = tokens(partner.name, partner.first_name, partner.last_name, partner.middle_name,
+                   partner.company_name, partner.vat, partner.registration_no, partner.city,
+                   *emails)
+    for number in phones:
+        if number:
+            digits = re.sub(r"\D", "", number)
+            found.add(digits)
+            # Local dialling forms people type: without the country code, last 7+ digits.
+            if len(digits) > 7:
+                found.add(digits[-7:])
+            try:
+                parsed = phonenumbers.parse(number if number.startswith("+") else "+" + digits)
+                found.add(str(parsed.national_number))
+            except phonenumbers.NumberParseException:
+                pass
+    for email in emails:
+        if email:
+            found.add(fold(email.split("@")[0]).replace(" ", ""))
+    for source in TOKEN_SOURCES:
+        found |= tokens(*source(partner))
+    return {t for t in found if t}
+
+
+def refresh_search(partner: Partner) -> None:
+    """Recompute the folded search text, sort keys and tokens of one partner (flushes)."""
+    refresh_names(partner)
+    found = search_tokens(partner)
+    partner.search_text = " ".join(sorted(found))
+    for column, key in sort_keys(partner.name).items():
+        setattr(partner, column, key)
+    if partner.id is None:
+        db.session.add(partner)
+        db.session.flush()
+    db.session.execute(delete(SearchToken).where(SearchToken.partner_id == partner.id))
+    if found:
+        db.session.execute(insert(SearchToken), [
+            {"partner_id": partner.id, "token": t} for t in sorted(found)])
+
+
+def _prefix(word: str):
+    from sqlalchemy import exists, select
+
+    return exists(select(SearchToken.partner_id).where(
+        SearchToken.partner_id == Partner.id,
+        SearchToken.token >= word,
+        SearchToken.token < word + "\x7f",
+    ))
+
+
+def search_condition(query: str):
+    """A SQL condition: partners having a token that starts with every folded query word.
+
+    A query that is mostly digits is a phone number typed any way (`+371 2000 0001`,
+    `8 (916) 123-45-67`, `20000001`): it matches the full international digits, the national
+    number, or the number normalised with the firm's region.
+    """
+    from sqlalchemy import and_, or_
+
+    compact = re.sub(r"[\s()+\-.]", "", query)
+    digits = re.sub(r"\D", "", query)
+    if len(digits) >= 5 and len(digits) == len(compact):
+        candidates = {digits}
+        if digits[0] in "08":  # a national trunk prefix (0 in most of Europe, 8 in RU/KZ)
+            candidates.add(digits[1:])
+        normalized = normalize_phone(query)
+        if normalized:
+            candidates.add(re.sub(r"\D", "", normalized))
+        return or_(*(_prefix(c) for c in sorted(candidates)))
+    words = [w for w in fold(query).split(" ") if w]
+    return and_(*(_prefix(w) for w in words[:6])) if words else None
+
+
+def _token_range(word: str):
+    return and_(SearchToken.token >= word, SearchToken.token < word + "\x7f")
+
+
+def search_ids(query: str):
+    """The partners `search_condition(query)` finds, as a subquery of ids for
+    `Partner.id.in_(...)`, or None for an empty query.
+
+    A correlated EXISTS makes a sorted list test its rows one by one until the page is full,
+    which for a rare name means every row; an id subquery lets the database start from the
+    token index (the list page uses this). Several words intersect; a phone's forms unite.
+    """
+    compact = re.sub(r"[\s()+\-.]", "", query)
+    digits = re.sub(r"\D", "", query)
+    if len(digits) >= 5 and len(digits) == len(compact):
+        candidates = {digits}
+        if digits[0] in "08":
+            candidates.add(digits[1:])
+        normalized = normalize_phone(query)
+        if normalized:
+            candidates.add(re.sub(r"\D", "", normalized))
+        return select(SearchToken.partner_id).where(
+            or_(*(_token_range(c) for c in sorted(candidates))))
+    words = sorted({w for w in fold(query).split(" ") if w}, key=len, reverse=True)[:6]
+    if not words:
+        return None
+    selects = [select(SearchToken.partner_id).where(_token_range(w)) for w in words]
+    return selects[0] if len(selects) == 1 else intersect(*selects)
+
+
+# -- bulk variants (the import) ------------------------------------------------------------
+# The same results as `normalize_phone()` and `search_tokens()` for 100k rows at a time:
+# each phone is parsed once (its national number kept for the tokens instead of parsing the
+# E.164 form again), and ASCII text is folded without ICU (for ASCII, ICU's
+# "Any-Latin; Latin-ASCII; Lower" is plain lower-casing). The import's tests compare both
+# paths on the same contacts.
+_FOLD_NON_WORD = re.compile(r"[^a-z0-9@.+]+")
+
+
+def fold_fast(text: str | None) -> str:
+    """`fold()`, with a shortcut for ASCII text (unique values such as e-mails miss the
+    `fold()` cache every time)."""
+    if not text:
+        return ""
+    if text.isascii():
+        lowered = text.lower().replace("'", "").replace("`", "")
+        return " ".join(_FOLD_NON_WORD.sub(" ", lowered).split())
+    return fold(text)
+
+
+def normalize_phone_parts(raw: str | None, region: str | None = None
+                          ) -> tuple[str | None, str | None]:
+    """(`normalize_phone(raw)`, the national number as digits or None), parsing once."""
+    if not raw or not raw.strip():
+        return None, None
+    text = raw.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region or default_region())
+    except phonenumbers.NumberParseException:
+        digits = re.sub(r"\D", "", text)
+        return digits or None, None
+    if phonenumbers.is_possible_number(number):
+        return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+                str(number.national_number))
+    digits = re.sub(r"\D", "", text)
+    return digits or None, None
+
+
+def bulk_search_tokens(texts: Iterable[str | None], phones: Iterable[tuple[str, str | None]],
+                       emails: Iterable[str]) -> set[str]:
+    """`search_tokens()` from plain values: `texts` are the name parts, company name, tax and
+    registration numbers, city (and custom field texts); `phones` are (normalised, national
+    number) pairs from `normalize_phone_parts()`."""
+    found: set[str] = set()
+    emails = list(emails)
+    for part in (*texts, *emails):
+        for word in (fold_fast(part) if part and part.isascii() else fold(part)).split(" "):
+            if word:
+                found.add(word[:64])
+    for number, national in phones:
+        if number:
+            digits = re.sub(r"\D", "", number)
+            found.add(digits)
+            if len(digits) > 7:
+                found.add(digits[-7:])
+            if national is None and not number.startswith("+"):
+                try:
+                    national = str(phonenumbers.parse("+" + digits).national_number)
+                except phonenumbers.NumberParseException:
+                    national = None
+            if national:
+                found.add(national)
+    for email in emails:
+        if email:
+            found.add(fold_fast(email.split("@")[0]).replace(" ", ""))
+    found.discard("")
+    return found

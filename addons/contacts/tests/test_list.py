@@ -1,0 +1,222 @@
+"""The contacts list: sort in the reader's alphabet, filters, saved filters, pages and a
+constant number of SQL queries per page."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, select
+
+from addons.contacts import services
+from addons.contacts.models import Partner, PartnerTag, SavedFilter, Tag
+from core.api import assign_roles, db, utcnow
+from core.testing import csrf_token
+
+pytestmark = pytest.mark.addons("contacts")
+
+
+def _person(last: str, first: str = "", **fields) -> Partner:
+    partner = Partner(kind="person", first_name=first or None, last_name=last, **fields)
+    services.refresh_search(partner)
+    return partner
+
+
+def _rows(html: str) -> list[str]:
+    """Names in the list's order (the link text of each row's first column)."""
+    return re.findall(r'<tr id="partner-\d+">\s*<td>.*?</td>\s*<td><a href="[^"]+">([^<]+)</a>',
+                      html, re.S)
+
+
+@pytest.fixture
+def admin(app, client, make_user, login):
+    user = make_user("root", is_admin=True)
+    login(client, user)
+    return user
+
+
+def _set_locale(user, locale: str) -> None:
+    user.locale = locale
+    db.session.commit()
+
+
+def test_latvian_reader_sees_names_in_latvian_order(admin, client):
+    for name in ("Zariņš", "Bērziņš", "Cīrulis", "Čakste", "Berzins", "Abele", "Dārziņš"):
+        _person(name)
+    db.session.commit()
+    _set_locale(admin, "lv")
+    rows = _rows(client.get("/contacts/").get_data(as_text=True))
+    assert rows == ["Abele", "Berzins", "Bērziņš", "Cīrulis", "Čakste", "Dārziņš", "Zariņš"]
+
+
+def test_kazakh_reader_sees_cyrillic_first_and_ae_beside_a(admin, client):
+    for name in ("Борис", "Әлия", "Smith", "Алия", "Ерлан"):
+        _person(name)
+    db.session.commit()
+    _set_locale(admin, "kk")
+    rows = _rows(client.get("/contacts/").get_data(as_text=True))
+    assert rows.index("Әлия") == rows.index("Алия") + 1
+    assert rows[-1] == "Smith"
+    _set_locale(admin, "en")
+    rows = _rows(client.get("/contacts/").get_data(as_text=True))
+    assert rows[0] == "Smith"
+
+
+def test_descending_name_and_other_sorts(admin, client):
+    old = _person("Ozols", city="Rīga")
+    new = _person("Kalns", city="Daugavpils")
+    old.last_contact_at = utcnow() - timedelta(days=30)
+    new.last_contact_at = utcnow() - timedelta(days=1)
+    db.session.commit()
+    assert _rows(client.get("/contacts/?sort=-name").get_data(as_text=True)) == ["Ozols", "Kalns"]
+    assert _rows(client.get("/contacts/?sort=-created").get_data(as_text=True)) == [
+        "Kalns", "Ozols"]
+    assert _rows(client.get("/contacts/?sort=city").get_data(as_text=True)) == ["Kalns", "Ozols"]
+    assert _rows(client.get("/contacts/?sort=-last_contact").get_data(as_text=True)) == [
+        "Kalns", "Ozols"]
+
+
+@pytest.fixture
+def world(admin, make_user):
+    anna = make_user("anna", name="Anna Seller")
+    assign_roles(anna, "salesperson")
+    vip = Tag(name="VIP")
+    db.session.add(vip)
+    db.session.flush()
+    people = {
+        "Alpha": _person("Alpha", status="client", owner_id=anna.id, city="Rīga", country="LV",
+                         segment="A", last_contact_at=utcnow() - timedelta(days=2)),
+        "Bravo": _person("Bravo", status="lead", city="Москва", country="RU", segment="B",
+                         last_contact_at=utcnow() - timedelta(days=40)),
+        "Charlie": _person("Charlie", status="prospect", owner_id=admin.id, city="Chisinau",
+                           country="MD"),
+    }
+    company = Partner(kind="company", name="Delta SIA", status="client", city="rīga",
+                      country="LV", owner_id=anna.id)
+    services.refresh_search(company)
+    db.session.add(PartnerTag(partner_id=people["Bravo"].id, tag_id=vip.id))
+    db.session.commit()
+    return {"anna": anna, "vip": vip, **people}
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("kind=company", ["Delta SIA"]),
+    ("kind=person", ["Alpha", "Bravo", "Charlie"]),
+    ("status=client", ["Alpha", "Delta SIA"]),
+    ("status=lead&status=prospect", ["Bravo", "Charlie"]),
+    ("owner=none", ["Bravo"]),
+    ("owner=me", ["Charlie"]),
+    ("segment=A", ["Alpha"]),
+    ("segment=none", ["Charlie", "Delta SIA"]),
+    ("city=R%C4%ABga", ["Alpha", "Delta SIA"]),      # Rīga: case-insensitive
+    ("city=%D0%BC%D0%BE%D1%81%D0%BA%D0%B2%D0%B0", ["Bravo"] ),  # москва finds Москва
+    ("country=md", ["Charlie"]),
+    ("idle=30", ["Bravo", "Charlie", "Delta SIA"]),   # never contacted counts as idle
+    ("idle=1", ["Alpha", "Bravo", "Charlie", "Delta SIA"]),
+    ("q=delta&status=client", ["Delta SIA"]),
+])
+def test_filters_narrow_the_list(world, client, query, expected):
+    html = client.get("/contacts/?" + query).get_data(as_text=True)
+    assert _rows(html) == expected
+
+
+def test_owner_and_tag_filters_by_id(world, client):
+    assert _rows(client.get(f"/contacts/?owner={world['anna'].id}").get_data(
+        as_text=True)) == ["Alpha", "Delta SIA"]
+    assert _rows(client.get(f"/contacts/?tag={world['vip'].id}").get_data(
+        as_text=True)) == ["Bravo"]
+
+
+def test_people_and_companies_pages_fix_the_kind(world, client):
+    assert _rows(client.get("/contacts/companies").get_data(as_text=True)) == ["Delta SIA"]
+    assert "Delta SIA" not in _rows(client.get("/contacts/people").get_data(as_text=True))
+
+
+def test_saved_filter_belongs_to_its_user(world, admin, client, make_user, login, app):
+    token = csrf_token(client, "/contacts/?status=client")
+    response = client.post("/contacts/filters", data={
+        "csrf_token": token, "name": "My clients", "query": "status=client&page=3&sort=-name"})
+    assert response.status_code == 302
+    saved = db.session.scalar(select(SavedFilter))
+    assert (saved.user_id, saved.name, saved.query) == (admin.id, "My clients",
+                                                         {"status": ["client"]})
+    listing = client.get("/contacts/").get_data(as_text=True)
+    assert "My clients" in listing
+    opened = client.get(f"/contacts/filters/{saved.id}", follow_redirects=True)
+    assert _rows(opened.get_data(as_text=True)) == ["Alpha", "Delta SIA"]
+
+    other = app.test_client()
+    login(other, world["anna"])
+    assert "My clients" not in other.get("/contacts/").get_data(as_text=True)
+    assert other.get(f"/contacts/filters/{saved.id}").status_code == 404
+    token = csrf_token(other, "/contacts/")
+    assert other.post(f"/contacts/filters/{saved.id}/delete",
+                      data={"csrf_token": token}).status_code == 404
+
+    token = csrf_token(client, "/contacts/")
+    client.post(f"/contacts/filters/{saved.id}/delete", data={"csrf_token": token})
+    assert db.session.scalar(select(SavedFilter)) is None
+
+
+def test_saving_a_filter_needs_the_csrf_token(world, client):
+    response = client.post("/contacts/filters", data={"name": "x", "query": "status=lead"})
+    assert response.status_code == 400
+    assert db.session.scalar(select(SavedFilter)) is None
+
+
+def _bulk_people(count: int) -> None:
+    rows = []
+    for index in range(count):
+        partner = Partner(kind="person", last_name=f"Person {index:04d}", status="lead")
+        services.set_phones(partner, [f"+371 2{index:07d}"])
+        services.set_emails(partner, [f"p{index}@example.lv"])
+        rows.append(partner)
+        services.refresh_search(partner)
+    db.session.commit()
+
+
+def test_pages_walk_the_sorted_list(admin, client):
+    _bulk_people(45)
+    first = _rows(client.get("/contacts/?per_page=20").get_data(as_text=True))
+    third = _rows(client.get("/contacts/?per_page=20&page=3").get_data(as_text=True))
+    assert first[0] == "Person 0000" and len(first) == 20
+    assert third == [f"Person {i:04d}" for i in range(40, 45)]
+    beyond = _rows(client.get("/contacts/?per_page=20&page=99").get_data(as_text=True))
+    assert beyond == third  # a page past the end shows the last one
+
+
+def _queries_for(app, client, url: str) -> int:
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # noqa: ANN001
+        statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = client.get(url)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200
+    return len(statements)
+
+
+@pytest.mark.parametrize("role", ["administrator", "salesperson"])
+def test_a_page_costs_the_same_queries_for_10_or_50_rows(app, client, make_user, login, role):
+    user = make_user("sam")
+    assign_roles(user, role)
+    _bulk_people(50)
+    tag = Tag(name="Key")
+    db.session.add(tag)
+    db.session.flush()
+    for partner in db.session.scalars(select(Partner)):
+        partner.owner_id = user.id
+        db.session.add(PartnerTag(partner_id=partner.id, tag_id=tag.id))
+    db.session.commit()
+    login(client, user)
+    client.get("/contacts/")  # warm-up: first-request work is not the page's
+    ten = _queries_for(app, client, "/contacts/?per_page=20&page=3")  # 10 rows
+    fifty = _queries_for(app, client, "/contacts/?per_page=50")
+    assert ten == fifty
+    html = client.get("/contacts/?per_page=50").get_data(as_text=True)
+    assert len(_rows(html)) == 50 and html.count(">Key</span>") == 50
