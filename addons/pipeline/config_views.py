@@ -1,0 +1,226 @@
+"""Settings pages (pipeline.manage): pipelines, their ordered stages, the lost reasons.
+
+A firm shapes its funnel here (seed 002: "a funnel configurable to your business"): stages have
+an order, a probability, a colour, a kind (open / won / lost) and may be folded on the board;
+names can be given per language (`labels`), otherwise a seeded name is shown translated. A stage
+or reason that deals still use cannot be deleted (the history would lose its meaning); a reason
+is deactivated instead.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from core.api import db, permission_required
+from core.i18n import LANGUAGES
+
+from .forms import KIND_LABELS, LostReasonForm, PipelineForm, StageForm, team_choices
+from .models import Deal, LostReason, Pipeline, Stage, StageChange
+from .state import lost_reason_label, pipeline_label, seed_defaults, stage_label
+from .views import bp
+
+TRANSLATED = [code for code in LANGUAGES if code != "en"]
+
+
+def _labels_from_form() -> dict[str, str]:
+    """`label_<lang>` inputs -> {lang: name} without the empty ones."""
+    labels = {}
+    for code in TRANSLATED:
+        value = " ".join((request.form.get(f"label_{code}") or "").split())[:120]
+        if value:
+            labels[code] = value
+    return labels
+
+
+def _ctx() -> dict[str, Any]:
+    return {"stage_label": stage_label, "pipeline_label": pipeline_label,
+            "reason_label": lost_reason_label, "kind_labels": KIND_LABELS,
+            "translated": [(c, LANGUAGES[c]) for c in TRANSLATED]}
+
+
+# -- pipelines -------------------------------------------------------------------------------
+@bp.route("/settings/pipelines")
+@permission_required("pipeline.manage")
+def pipelines():
+    if db.session.scalar(select(Pipeline.id).limit(1)) is None:
+        seed_defaults()
+        db.session.commit()
+    rows = db.session.scalars(select(Pipeline).order_by(Pipeline.sequence, Pipeline.id)).all()
+    counts = dict(db.session.execute(select(Deal.pipeline_id, func.count(Deal.id))
+                                     .group_by(Deal.pipeline_id)).all())
+    form = PipelineForm(formdata=None)
+    form.team_id.choices = team_choices()
+    return render_template("pipeline/settings_pipelines.html", pipelines=rows, counts=counts,
+                           form=form, **_ctx())
+
+
+@bp.route("/settings/pipelines/new", methods=["POST"])
+@permission_required("pipeline.manage")
+def pipeline_new():
+    form = PipelineForm()
+    form.team_id.choices = team_choices()
+    if not form.validate():
+        flash(_("Check the pipeline's name and currency."), "error")
+        return redirect(url_for(".pipelines"))
+    pipeline = Pipeline(name=form.name.data.strip(), sequence=form.sequence.data or 10,
+                        currency=form.currency.data.upper(), team_id=form.team_id.data,
+                        active=form.active.data, form_origins=[])
+    # A new funnel starts with the same shape as the default one; rename or delete freely.
+    from .state import DEFAULT_STAGES
+
+    for index, (name, probability, kind, color) in enumerate(DEFAULT_STAGES):
+        pipeline.stages.append(Stage(name=name, labels={}, sequence=10 * (index + 1),
+                                     probability=probability, kind=kind, color=color))
+    db.session.add(pipeline)
+    db.session.commit()
+    flash(_("Pipeline created."), "success")
+    return redirect(url_for(".pipeline_edit", pipeline_id=pipeline.id))
+
+
+@bp.route("/settings/pipelines/<int:pipeline_id>", methods=["GET", "POST"])
+@permission_required("pipeline.manage")
+def pipeline_edit(pipeline_id: int):
+    pipeline = db.session.get(Pipeline, pipeline_id)
+    if pipeline is None:
+        abort(404)
+    form = PipelineForm(obj=pipeline)
+    form.team_id.choices = team_choices()
+    if request.method == "POST" and form.validate():
+        pipeline.name = form.name.data.strip()
+        pipeline.sequence = form.sequence.data or 10
+        pipeline.currency = form.currency.data.upper()
+        pipeline.team_id = form.team_id.data
+        pipeline.active = form.active.data
+        db.session.commit()
+        flash(_("Pipeline saved."), "success")
+        return redirect(url_for(".pipeline_edit", pipeline_id=pipeline.id))
+    stage_form = StageForm(formdata=None)
+    usage = dict(db.session.execute(select(Deal.stage_id, func.count(Deal.id))
+                                    .where(Deal.pipeline_id == pipeline.id)
+                                    .group_by(Deal.stage_id)).all())
+    return render_template("pipeline/settings_pipeline.html", pipeline=pipeline, form=form,
+                           stage_form=stage_form, usage=usage, **_ctx())
+
+
+# -- stages ----------------------------------------------------------------------------------
+def _apply_stage(stage: Stage, form: StageForm) -> None:
+    stage.name = form.name.data.strip()
+    stage.sequence = form.sequence.data if form.sequence.data is not None else 10
+    stage.probability = form.probability.data
+    stage.color = form.color.data or None
+    stage.folded = bool(form.folded.data)
+    stage.kind = form.kind.data
+    stage.labels = _labels_from_form()
+
+
+@bp.route("/settings/pipelines/<int:pipeline_id>/stages", methods=["POST"])
+@permission_required("pipeline.manage")
+def stage_new(pipeline_id: int):
+    pipeline = db.session.get(Pipeline, pipeline_id)
+    if pipeline is None:
+        abort(404)
+    form = StageForm()
+    if not form.validate():
+        for errors in form.errors.values():
+            for error in errors:
+                flash(str(error), "error")
+        return redirect(url_for(".pipeline_edit", pipeline_id=pipeline.id))
+    stage = Stage(pipeline_id=pipeline.id)
+    _apply_stage(stage, form)
+    db.session.add(stage)
+    db.session.commit()
+    flash(_("Stage added."), "success")
+    return redirect(url_for(".pipeline_edit", pipeline_id=pipeline.id))
+
+
+@bp.route("/settings/stages/<int:stage_id>", methods=["GET", "POST"])
+@permission_required("pipeline.manage")
+def stage_edit(stage_id: int):
+    stage = db.session.get(Stage, stage_id)
+    if stage is None:
+        abort(404)
+    form = StageForm(obj=stage)
+    if request.method == "POST" and form.validate():
+        _apply_stage(stage, form)
+        db.session.commit()
+        flash(_("Stage saved."), "success")
+        return redirect(url_for(".pipeline_edit", pipeline_id=stage.pipeline_id))
+    return render_template("pipeline/settings_stage.html", stage=stage, form=form, **_ctx())
+
+
+@bp.route("/settings/stages/<int:stage_id>/delete", methods=["POST"])
+@permission_required("pipeline.manage")
+def stage_delete(stage_id: int):
+    stage = db.session.get(Stage, stage_id)
+    if stage is None:
+        abort(404)
+    pipeline_id = stage.pipeline_id
+    used = db.session.scalar(select(func.count(Deal.id)).where(Deal.stage_id == stage.id))
+    if used:
+        flash(_("Deals are in this stage; move them before deleting it."), "error")
+    else:
+        db.session.execute(StageChange.__table__.update()
+                           .where(StageChange.from_stage_id == stage.id)
+                           .values(from_stage_id=None))
+        db.session.delete(stage)
+        db.session.commit()
+        flash(_("Stage deleted."), "success")
+    return redirect(url_for(".pipeline_edit", pipeline_id=pipeline_id))
+
+
+# -- lost reasons ----------------------------------------------------------------------------
+@bp.route("/settings/lost-reasons", methods=["GET", "POST"])
+@permission_required("pipeline.manage")
+def lost_reasons():
+    if db.session.scalar(select(LostReason.id).limit(1)) is None:
+        seed_defaults()
+        db.session.commit()
+    form = LostReasonForm()
+    if request.method == "POST":
+        if form.validate():
+            name = " ".join(form.name.data.split())
+            if db.session.scalar(select(LostReason.id).where(LostReason.name == name)):
+                flash(_("This reason is already on the list."), "error")
+            else:
+                db.session.add(LostReason(name=name, sequence=form.sequence.data or 10,
+                                          active=form.active.data,
+                                          labels=_labels_from_form()))
+                db.session.commit()
+                flash(_("Lost reason added."), "success")
+                return redirect(url_for(".lost_reasons"))
+        else:
+            flash(_("Give the reason a name."), "error")
+    rows = db.session.scalars(select(LostReason).order_by(LostReason.sequence,
+                                                          LostReason.id)).all()
+    usage = dict(db.session.execute(select(Deal.lost_reason_id, func.count(Deal.id))
+                                    .where(Deal.lost_reason_id.is_not(None))
+                                    .group_by(Deal.lost_reason_id)).all())
+    return render_template("pipeline/settings_reasons.html", reasons=rows, form=form,
+                           usage=usage, **_ctx())
+
+
+@bp.route("/settings/lost-reasons/<int:reason_id>", methods=["GET", "POST"])
+@permission_required("pipeline.manage")
+def lost_reason_edit(reason_id: int):
+    reason = db.session.get(LostReason, reason_id)
+    if reason is None:
+        abort(404)
+    form = LostReasonForm(obj=reason)
+    if request.method == "POST" and form.validate():
+        name = " ".join(form.name.data.split())
+        clash = db.session.scalar(select(LostReason.id).where(LostReason.name == name,
+                                                              LostReason.id != reason.id))
+        if clash:
+            flash(_("This reason is already on the list."), "error")
+        else:
+            reason.name = name
+            reason.sequence = form.sequence.data or 10
+            reason.active = form.active.data
+            reason.labels = _labels_from_form()
+            db.session.commit()
+            flash(_("Lost reason saved."), "success")
+            return redirect(url_for(".lost_reasons"))
+    return render_template("pipeline/settings_reason.html", reason=reason, form=form, **_ctx())

@@ -1,0 +1,136 @@
+// Kanban drag and drop (HTML5 API + fetch). Progressive: without this file every card keeps
+// its small move form. The CSRF token travels in X-CSRFToken; a 409 (someone changed the deal
+// meanwhile) or a 422 (e.g. Lost without a reason) is shown to the user and the card returns.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  const board = document.getElementById("board");
+  if (!board) return;
+  const status = document.getElementById("board-status");
+  const dialog = document.getElementById("lost-dialog");
+  const lostForm = document.getElementById("lost-form");
+  let dragged = null;
+
+  function say(text, isError) {
+    status.textContent = text;
+    status.classList.toggle("error", Boolean(isError));
+  }
+
+  function moveUrl(dealId) {
+    return board.dataset.moveUrl.replace(/\/0\/move$/, "/" + dealId + "/move");
+  }
+
+  function askReason(card) {
+    // Resolves with {lost_reason_id, lost_note} or null when cancelled.
+    return new Promise((resolve) => {
+      if (!dialog || typeof dialog.showModal !== "function") { resolve(null); return; }
+      lostForm.reset();
+      const title = card.querySelector(".deal-title");
+      dialog.querySelector(".lost-deal-title").textContent = title ? title.textContent : "";
+      const onClose = () => {
+        dialog.removeEventListener("close", onClose);
+        const reason = lostForm.elements.lost_reason_id.value;
+        if (dialog.returnValue === "ok" && reason) {
+          resolve({lost_reason_id: reason, lost_note: lostForm.elements.lost_note.value});
+        } else {
+          resolve(null);
+        }
+      };
+      dialog.addEventListener("close", onClose);
+      dialog.returnValue = "";
+      dialog.showModal();
+    });
+  }
+
+  function updateCount(column, delta) {
+    const count = column.querySelector(".column-count");
+    if (!count) return;
+    const value = parseInt(count.textContent.replace(/\D/g, ""), 10);
+    if (!Number.isNaN(value)) count.textContent = String(Math.max(value + delta, 0));
+  }
+
+  async function send(card, stageId, extra) {
+    const body = Object.assign({stage_id: Number(stageId), version: Number(card.dataset.version)},
+                               extra || {});
+    const response = await fetch(moveUrl(card.dataset.deal), {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "Accept": "application/json",
+                "X-CSRFToken": board.dataset.csrf},
+      body: JSON.stringify(body),
+    });
+    let data = {};
+    try { data = await response.json(); } catch (e) { data = {}; }
+    return {ok: response.ok && data.ok, status: response.status, data};
+  }
+
+  async function drop(card, targetList) {
+    const fromList = card.parentElement;
+    const fromColumn = fromList.closest(".board-column");
+    const toColumn = targetList.closest(".board-column");
+    if (fromList === targetList) return;
+    let extra = {};
+    if (toColumn.dataset.kind === "lost") {
+      const answer = await askReason(card);
+      if (!answer) return;
+      extra = answer;
+    }
+    targetList.prepend(card);  // optimistic; undone below when refused
+    card.classList.add("moving");
+    let result;
+    try {
+      result = await send(card, targetList.dataset.stage, extra);
+    } catch (e) {
+      result = {ok: false, status: 0, data: {}};
+    }
+    card.classList.remove("moving");
+    if (result.ok) {
+      card.dataset.version = result.data.version;
+      const select = card.querySelector(".card-move select");
+      if (select) select.value = String(result.data.stage_id);
+      const button = card.querySelector(".card-move button");
+      if (button) button.value = card.dataset.deal + ":" + result.data.version;
+      card.classList.toggle("no-next", card.classList.contains("no-next") && result.data.kind === "open");
+      updateCount(fromColumn, -1);
+      updateCount(toColumn, +1);
+      say(result.data.message || board.dataset.msgMoved, false);
+    } else {
+      fromList.prepend(card);
+      if (result.data && result.data.version) card.dataset.version = result.data.version;
+      say((result.data && result.data.error) || board.dataset.msgFailed, true);
+      card.classList.add("refused");
+      setTimeout(() => card.classList.remove("refused"), 2000);
+    }
+  }
+
+  board.addEventListener("dragstart", (event) => {
+    const card = event.target.closest && event.target.closest(".deal-card[draggable=true]");
+    if (!card) return;
+    dragged = card;
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", card.dataset.deal);
+    card.classList.add("dragging");
+  });
+  board.addEventListener("dragend", () => {
+    if (dragged) dragged.classList.remove("dragging");
+    dragged = null;
+    for (const el of board.querySelectorAll(".drop-target")) el.classList.remove("drop-target");
+  });
+  for (const column of board.querySelectorAll(".board-column")) {
+    const list = column.querySelector("ol.cards");
+    column.addEventListener("dragover", (event) => {
+      if (!dragged) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "move";
+      column.classList.add("drop-target");
+    });
+    column.addEventListener("dragleave", (event) => {
+      if (!column.contains(event.relatedTarget)) column.classList.remove("drop-target");
+    });
+    column.addEventListener("drop", (event) => {
+      event.preventDefault();
+      column.classList.remove("drop-target");
+      if (dragged && list) drop(dragged, list);
+    });
+  }
+});

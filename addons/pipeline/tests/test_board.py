@@ -1,0 +1,261 @@
+"""The kanban board: totals per currency (never mixed) with a converted total at dated rates,
+filters, record rules, the conflict answer of a move, and a query count that does not grow with
+the number of deals."""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import event
+
+from addons.contacts.models import Partner
+from addons.pipeline.board import DealFilters, board_columns
+from addons.pipeline.models import Deal, DealTag, Tag
+from addons.pipeline.state import create_deal, move_deal, seed_defaults
+from core.api import assign_roles, db, seed_reference_data, set_exchange_rate
+from core.security import Team, TeamMember
+from core.testing import csrf_token
+
+pytestmark = pytest.mark.addons("pipeline")
+
+
+def _funnel():
+    pipeline = seed_defaults()
+    db.session.commit()
+    return pipeline, {s.name: s for s in pipeline.stages}
+
+
+@contextmanager
+def counted_queries():
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_column_totals_are_per_currency_with_a_converted_total(app, make_user):
+    seed_reference_data()
+    today = date.today()
+    set_exchange_rate("USD", "0.90", today - timedelta(days=3))
+    set_exchange_rate("USD", "0.50", today + timedelta(days=30))  # a future rate: not used
+    user = make_user("mara")
+    assign_roles(user, "sales_manager")
+    pipeline, stages = _funnel()
+    for title, amount, currency in (("A", "100.00", "EUR"), ("B", "250.50", "EUR"),
+                                    ("C", "1000", "USD")):
+        create_deal(title=title, pipeline=pipeline, user=user, amount=amount,
+                    currency=currency)
+    db.session.commit()
+    columns = {c.stage.name: c for c in board_columns(pipeline, user, DealFilters())}
+    new = columns["New"]
+    assert new.count == 3
+    assert new.totals == {"EUR": Decimal("350.50"), "USD": Decimal("1000.00")}
+    assert new.converted == Decimal("350.50") + Decimal("900.00")
+    assert columns["Won"].totals == {} and columns["Won"].count == 0
+
+
+def test_a_missing_rate_gives_no_converted_total_rather_than_a_wrong_one(app, make_user):
+    seed_reference_data()
+    user = make_user("mara")
+    assign_roles(user, "sales_manager")
+    pipeline, _stages = _funnel()
+    create_deal(title="Tenge deal", pipeline=pipeline, user=user, amount="5000",
+                currency="KZT")
+    db.session.commit()
+    new = board_columns(pipeline, user, DealFilters())[0]
+    assert new.totals == {"KZT": Decimal("5000.00")}
+    assert new.converted is None and new.missing_rates == ["KZT"]
+
+
+def test_board_page_shows_totals_per_currency_never_summed_across(app, client, login,
+                                                                  make_user):
+    seed_reference_data()
+    set_exchange_rate("USD", "0.90", date.today())
+    user = make_user("mara")
+    assign_roles(user, "sales_manager")
+    pipeline, _stages = _funnel()
+    create_deal(title="Euro deal", pipeline=pipeline, user=user, amount="100", currency="EUR")
+    create_deal(title="Dollar deal", pipeline=pipeline, user=user, amount="100",
+                currency="USD")
+    db.session.commit()
+    login(client, user)
+    html = client.get(f"/pipeline/board/{pipeline.id}").get_data(as_text=True)
+    totals = re.findall(r'class="total" data-currency="(\w+)">([^<]+)<', html)
+    assert [code for code, _text in totals] == ["EUR", "USD"]
+    converted = re.search(r'class="converted-total"[^>]*>\s*≈ ([^<]+?)\s*<', html)
+    assert converted is not None and "190" in converted.group(1)
+
+
+def test_filters_by_owner_team_tag_and_no_next_activity(app, make_user):
+    manager, sam, sara = make_user("mara"), make_user("sam"), make_user("sara")
+    assign_roles(manager, "administrator")
+    team = Team(name="North")
+    db.session.add(team)
+    db.session.flush()
+    hot = Tag(name="hot")
+    db.session.add(hot)
+    pipeline, _stages = _funnel()
+    a = create_deal(title="Sam's", pipeline=pipeline, user=sam, team_id=team.id)
+    b = create_deal(title="Sara's", pipeline=pipeline, user=sara)
+    c = create_deal(title="Sara's planned", pipeline=pipeline, user=sara)
+    db.session.flush()
+    db.session.add(DealTag(deal_id=b.id, tag_id=hot.id))
+    from datetime import UTC, datetime
+
+    c.next_activity_at = datetime.now(UTC)
+    db.session.commit()
+
+    def titles(**args):
+        cols = board_columns(pipeline, manager, DealFilters.parse(args))
+        return sorted(card.deal.title for col in cols for card in col.cards)
+
+    assert titles() == ["Sam's", "Sara's", "Sara's planned"]
+    assert titles(owner=str(sara.id)) == ["Sara's", "Sara's planned"]
+    assert titles(team=str(team.id)) == ["Sam's"]
+    assert titles(tag=str(hot.id)) == ["Sara's"]
+    assert titles(no_next="1") == ["Sam's", "Sara's"]
+    assert a.id  # created
+
+
+def test_a_salesperson_sees_own_deals_on_the_board_and_404_on_others(app, client, login,
+                                                                     make_user):
+    sam, sara = make_user("sam"), make_user("sara")
+    assign_roles(sam, "salesperson")
+    assign_roles(sara, "salesperson")
+    pipeline, stages = _funnel()
+    mine = create_deal(title="Own deal of Sam", pipeline=pipeline, user=sam)
+    theirs = create_deal(title="Secret deal of Sara", pipeline=pipeline, user=sara)
+    db.session.commit()
+    login(client, sam)
+    html = client.get(f"/pipeline/board/{pipeline.id}").get_data(as_text=True)
+    assert "Own deal of Sam" in html and "Secret deal of Sara" not in html
+    assert client.get(f"/pipeline/deals/{mine.id}").status_code == 200
+    assert client.get(f"/pipeline/deals/{theirs.id}").status_code == 404
+    token = csrf_token(client, "/pipeline/deals")
+    response = client.post(f"/pipeline/deals/{theirs.id}/move",
+                           json={"stage_id": stages["Qualified"].id, "version": 1},
+                           headers={"X-CSRFToken": token})
+    assert response.status_code == 404
+    db.session.expire_all()
+    assert db.session.get(Deal, theirs.id).stage.name == "New"
+
+
+def test_a_board_move_from_a_stale_card_is_a_409_conflict(app, client, login, make_user):
+    user = make_user("mara")
+    assign_roles(user, "sales_manager")
+    pipeline, stages = _funnel()
+    deal = create_deal(title="Contested", pipeline=pipeline, user=user)
+    db.session.commit()
+    shown = deal.version
+    move_deal(deal, stages["Proposal"], user=user)  # someone else moved it meanwhile
+    db.session.commit()
+    login(client, user)
+    token = csrf_token(client, "/pipeline/deals")
+    response = client.post(f"/pipeline/deals/{deal.id}/move",
+                           json={"stage_id": stages["Qualified"].id, "version": shown},
+                           headers={"X-CSRFToken": token})
+    assert response.status_code == 409
+    body = response.get_json()
+    assert body["ok"] is False and body["code"] == "conflict" and body["error"]
+    assert body["stage_id"] == stages["Proposal"].id
+    db.session.expire_all()
+    assert db.session.get(Deal, deal.id).stage.name == "Proposal"
+
+
+def _fill(pipeline, stages, owner, count: int) -> None:
+    tag = Tag(name=f"tag{count}")
+    partner = Partner(kind="company", name=f"Client {count}", owner_id=owner.id)
+    db.session.add_all([tag, partner])
+    db.session.flush()
+    names = [n for n in stages if n != "Lost"]
+    for index in range(count):
+        deal = create_deal(title=f"Deal {index}", pipeline=pipeline, user=owner,
+                           stage=stages[names[index % len(names)]], amount=str(index),
+                           currency=("EUR", "USD")[index % 2], company_id=partner.id)
+        db.session.flush()
+        db.session.add(DealTag(deal_id=deal.id, tag_id=tag.id))
+    db.session.commit()
+
+
+@pytest.mark.parametrize("role", ["sales_manager", "salesperson"])
+def test_the_board_runs_the_same_number_of_queries_for_10_and_100_deals(make_app, make_user,
+                                                                       login, role):
+    counts = []
+    for size in (10, 100):
+        app = make_app(["pipeline"])
+        with app.app_context():
+            seed_reference_data()
+            set_exchange_rate("USD", "0.9", date.today())
+            user = make_user("mara")
+            assign_roles(user, role)
+            db.session.add(TeamMember(team_id=_team().id, user_id=user.id))
+            db.session.commit()
+            pipeline, stages = _funnel()
+            _fill(pipeline, stages, user, size)
+            client = app.test_client()
+            login(client, user)
+            client.get(f"/pipeline/board/{pipeline.id}")  # warm: first-request work
+            with counted_queries() as statements:
+                response = client.get(f"/pipeline/board/{pipeline.id}")
+            assert response.status_code == 200
+            html = response.get_data(as_text=True)
+            assert html.count('class="deal-card') == size
+            counts.append(len(statements))
+    assert counts[0] == counts[1]
+    assert counts[0] <= 25
+
+
+def _team() -> Team:
+    team = Team(name="Sales")
+    db.session.add(team)
+    db.session.flush()
+    return team
+
+
+@pytest.mark.parametrize("locale", ["en", "lv", "ru", "uz", "kk", "ro"])
+def test_the_fast_card_money_format_matches_babels_money_filter(app, locale):
+    from flask_babel import force_locale
+
+    from addons.pipeline.board import money_formatter
+    from core.formatting import format_money
+
+    amounts = [Decimal("0"), Decimal("5"), Decimal("999.99"), Decimal("1000"),
+               Decimal("1234567.89"), Decimal("0.5"), Decimal("2.5"), Decimal("-42.10")]
+    with app.test_request_context("/"), force_locale(locale):
+        fmt = money_formatter()
+        for currency in ("EUR", "USD", "RUB", "KZT", "UZS", "MDL", "JPY"):
+            for amount in amounts:
+                assert fmt(amount, currency) == format_money(amount, currency), (
+                    currency, amount)
+
+
+def test_the_board_works_without_javascript_through_its_one_form(app, client, login,
+                                                                  make_user):
+    user = make_user("mara")
+    assign_roles(user, "sales_manager")
+    pipeline, stages = _funnel()
+    deal = create_deal(title="No script", pipeline=pipeline, user=user)
+    db.session.commit()
+    login(client, user)
+    html = client.get(f"/pipeline/board/{pipeline.id}").get_data(as_text=True)
+    assert 'id="board-move"' in html
+    assert f'name="stage_{deal.id}" form="board-move"' in html
+    assert f'name="move" value="{deal.id}:{deal.version}" form="board-move"' in html
+    token = csrf_token(client, f"/pipeline/board/{pipeline.id}")
+    response = client.post(f"/pipeline/board/{pipeline.id}/move", data={
+        "csrf_token": token, "move": f"{deal.id}:{deal.version}",
+        f"stage_{deal.id}": stages["Proposal"].id, "next": f"/pipeline/board/{pipeline.id}"})
+    assert response.status_code == 302 and response.location.endswith(
+        f"/pipeline/board/{pipeline.id}")
+    db.session.expire_all()
+    assert db.session.get(Deal, deal.id).stage.name == "Proposal"

@@ -1,0 +1,145 @@
+"""End to end in headless Chromium, in Kazakh: drag a deal to the next column, drag another to
+Lost and be asked for the reason, then read both moves on the deals' timelines.
+
+Only a browser runs `static/board.js` (HTML5 drag and drop, `fetch` with the CSRF header, the
+reason dialog) under the real Content-Security-Policy. Expected words come from the app's merged
+`kk` catalogue, so the test holds whatever the translator writes. Debian's `/usr/bin/chromium`
+(never a downloaded browser), launched as `tests/test_browser.py` does.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from addons.pipeline.models import Deal, LostReason
+from addons.pipeline.state import create_deal, seed_defaults
+from core.api import assign_roles, db
+from core.i18n import merge_catalogs
+from core.testing import TEST_PASSWORD
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TIMEOUT_MS = 20_000  # a ceiling on a shared machine, not an assertion
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.addons("pipeline"),
+    pytest.mark.skipif(not CHROMIUM.is_file(),
+                       reason="needs Debian's Chromium at /usr/bin/chromium "
+                              "(run `bash scripts/check-system.sh --test` as root)"),
+]
+
+
+@contextmanager
+def serve(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="birga-live-server",
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_in_kazakh_drag_a_deal_forward_and_one_to_lost_with_a_reason(app, make_user,
+                                                                      chromium, tmp_path):
+    kk = merge_catalogs(app.extensions["birga.i18n"].directories, "kk")
+    user = make_user("aigerim", locale="kk")
+    assign_roles(user, "sales_manager")
+    pipeline = seed_defaults()
+    db.session.commit()
+    stages = {s.name: s for s in pipeline.stages}
+    forward = create_deal(title="Astana warehouse", pipeline=pipeline, user=user)
+    doomed = create_deal(title="Shymkent printers", pipeline=pipeline, user=user)
+    db.session.commit()
+    reason = db.session.scalar(select(LostReason).where(LostReason.name == "No budget"))
+    ids = {"forward": forward.id, "doomed": doomed.id}
+
+    with serve(app) as base_url:
+        context = chromium.new_context(base_url=base_url, locale="kk-KZ",
+                                      viewport={"width": 1500, "height": 900})
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda msg: problems.append(msg.text)
+                if msg.type == "error" and "Failed to load resource" not in msg.text else None)
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
+                if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+
+        page.goto("/login")
+        page.fill("#login", user.login)
+        page.fill("#password", TEST_PASSWORD)
+        with page.expect_navigation():
+            page.click("button.primary")
+        page.goto(f"/pipeline/board/{pipeline.id}")
+        assert page.get_attribute("html", "lang") == "kk"
+        column = page.locator(f'.board-column[data-stage="{stages["Qualified"].id}"] h2')
+        assert kk.gettext("Qualified") in column.inner_text()
+        assert page.locator(".card-move").first.is_hidden()  # JS on: drag instead of forms
+
+        # 1. New -> Qualified by drag and drop.
+        card = page.locator(f'#deal-{ids["forward"]}')
+        with page.expect_response(lambda r: r.url.endswith(f'/deals/{ids["forward"]}/move')):
+            card.drag_to(page.locator(f'.board-column[data-stage="{stages["Qualified"].id}"]'))
+        page.locator(f'ol.cards[data-stage="{stages["Qualified"].id}"] #deal-{ids["forward"]}'
+                     ).wait_for()
+        assert kk.gettext("Moved to %(stage)s.") % {"stage": kk.gettext("Qualified")} \
+            in page.locator("#board-status").inner_text()
+
+        # 2. New -> Lost: the reason dialog opens first; nothing moves without a reason.
+        lost_column = page.locator(f'.board-column[data-stage="{stages["Lost"].id}"]')
+        page.locator(f'#deal-{ids["doomed"]}').drag_to(lost_column)
+        dialog = page.locator("#lost-dialog")
+        dialog.wait_for(state="visible")
+        assert kk.gettext("Why was the deal lost?") in dialog.inner_text()
+        page.screenshot(path=str(tmp_path / "lost-dialog-kk.png"))
+        page.select_option("#lost-reason", str(reason.id))
+        page.fill("#lost-note", "Бюджет жоқ")
+        with page.expect_response(lambda r: r.url.endswith(f'/deals/{ids["doomed"]}/move')):
+            dialog.locator('button[value="ok"]').click()
+        page.locator(f'ol.cards[data-stage="{stages["Lost"].id}"] #deal-{ids["doomed"]}'
+                     ).wait_for()
+
+        # 3. Both moves are on the deals' timelines, in Kazakh.
+        subject = kk.gettext("Stage: %(old)s → %(new)s")
+        page.goto(f'/pipeline/deals/{ids["forward"]}')
+        history = page.locator("#timeline").inner_text()
+        assert subject % {"old": kk.gettext("New"), "new": kk.gettext("Qualified")} in history
+        page.goto(f'/pipeline/deals/{ids["doomed"]}')
+        history = page.locator("#timeline").inner_text()
+        assert subject % {"old": kk.gettext("New"), "new": kk.gettext("Lost")} in history
+        assert kk.gettext("Lost reason: %(reason)s") % {"reason": kk.gettext("No budget")} \
+            in history
+        assert "Бюджет жоқ" in history
+        context.close()
+    assert problems == []
+    db.session.expire_all()
+    assert db.session.get(Deal, ids["doomed"]).lost_reason_id == reason.id
+    assert db.session.get(Deal, ids["forward"]).stage_id == stages["Qualified"].id

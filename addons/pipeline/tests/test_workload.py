@@ -1,0 +1,127 @@
+"""The workload board: per-salesperson figures, a constant number of queries, managers only."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import event, select
+
+from addons.pipeline.models import Capacity
+from addons.pipeline.state import create_deal, move_deal, seed_defaults
+from addons.pipeline.workload import people_for, workload
+from core.activities import ActivityType, mark_done, schedule_activity, seed_activity_types
+from core.api import Team, assign_roles, db
+from core.security import TeamMember
+
+pytestmark = pytest.mark.addons("pipeline")
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def team(app, make_user):
+    mara = make_user("mara", name="Mara")
+    assign_roles(mara, "sales_manager")
+    people = {}
+    for login in ("anna", "boris", "cara", "dan"):
+        people[login] = make_user(login, name=login.title())
+        assign_roles(people[login], "salesperson")
+    crew = Team(name="North", manager_id=mara.id)
+    db.session.add(crew)
+    db.session.flush()
+    for person in people.values():
+        db.session.add(TeamMember(team_id=crew.id, user_id=person.id))
+    db.session.commit()
+    return {"mara": mara, "team": crew, **people}
+
+
+def _deal(pipeline, owner, title, **fields):
+    deal = create_deal(title=title, pipeline=pipeline, owner_id=owner.id)
+    for key, value in fields.items():
+        setattr(deal, key, value)
+    return deal
+
+
+def test_workload_figures_per_salesperson(team):
+    anna, boris = team["anna"], team["boris"]
+    pipeline = seed_defaults()
+    stages = {s.name: s for s in pipeline.stages}
+    _deal(pipeline, anna, "A1", next_activity_at=NOW + timedelta(days=1))
+    _deal(pipeline, anna, "A2", last_activity_at=NOW - timedelta(days=5, hours=1))
+    _deal(pipeline, anna, "A3")
+    won = _deal(pipeline, anna, "A4")
+    move_deal(won, stages["Won"])
+    _deal(pipeline, boris, "B1", stale=True)
+    db.session.add(Capacity(user_id=anna.id, live_deals=3))
+    seed_activity_types()
+    types = {t.code: t for t in db.session.scalars(select(ActivityType))}
+
+    def activity(user, code, due):
+        return schedule_activity(type_id=types[code].id, summary=code, due_at=due,
+                                 assignee=user, creator=user)
+
+    activity(anna, "task", NOW - timedelta(days=1))  # overdue
+    activity(anna, "call", NOW - timedelta(days=7))  # overdue
+    activity(anna, "task", NOW + timedelta(days=1))  # not yet due
+    call = activity(anna, "call", NOW - timedelta(days=4))
+    mark_done(call, by=anna)
+    call.done_at = NOW - timedelta(days=4, hours=2)  # the last contact: 4 days ago
+    done_task = activity(anna, "task", NOW - timedelta(days=1))
+    mark_done(done_task, by=anna)  # a task is no contact with a client
+    db.session.commit()
+
+    rows = {row.user.login: row for row in workload([anna, boris], NOW)}
+    a, b = rows["anna"], rows["boris"]
+    assert (a.open_deals, a.overdue_activities, a.without_next_step, a.stale_deals) == (
+        3, 2, 2, 0)
+    assert (a.days_since_contact, a.capacity, a.at_capacity) == (4, 3, True)
+    assert a.capacity_used == 1.0
+    assert (b.open_deals, b.overdue_activities, b.without_next_step, b.stale_deals) == (
+        1, 0, 1, 1)
+    assert (b.days_since_contact, b.capacity, b.at_capacity) == (None, 150, False)
+
+
+def test_workload_takes_the_same_number_of_queries_for_any_team_size(team, app):
+    pipeline = seed_defaults()
+    for person in ("anna", "boris", "cara", "dan"):
+        for number in range(3):
+            _deal(pipeline, team[person], f"{person}{number}")
+    db.session.commit()
+    statements: list[str] = []
+
+    def seen(*args):
+        statements.append(args[2])
+
+    counts = []
+    for people in ([team["anna"]], [team["anna"], team["boris"], team["cara"], team["dan"]]):
+        for person in people:
+            db.session.refresh(person)  # loaded: only the board's own queries count
+        statements.clear()
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            rows = workload(people, NOW)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+        assert [r.open_deals for r in rows] == [3] * len(people)
+        counts.append(len(statements))
+    assert counts[0] == counts[1] == 3
+
+
+def test_board_people_follow_the_managers_scope(team):
+    mara, anna = team["mara"], team["anna"]
+    assert [p.login for p in people_for(mara)] == ["anna", "boris", "cara", "dan", "mara"]
+    assert [p.login for p in people_for(anna)] == ["anna"]
+
+
+def test_the_board_is_for_managers(team, client, login):
+    pipeline = seed_defaults()
+    _deal(pipeline, team["anna"], "A1")
+    db.session.commit()
+    login(client, team["mara"])
+    page = client.get("/pipeline/workload")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f'data-user="{team["anna"].id}"' in html and "1 of 150" in html
+    client.post("/logout", data={})
+    other = client.application.test_client()
+    login(other, team["boris"])
+    assert other.get("/pipeline/workload").status_code == 404

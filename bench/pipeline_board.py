@@ -1,0 +1,523 @@
+"""Pipeline benchmark: the kanban board and the deal list against bare pages, and the move POST.
+
+Issue 5 asks that, with `gen_dataset.py --contacts 100000` loaded (50k deals, 200k activities),
+the kanban page of the main pipeline and the deal list page, signed in as a sales manager (so the
+record rules apply: her team's deals), served by gunicorn with 2 workers under `wrk`
+(8 connections, 10 s), each reach at least 40 % of the requests per second of a bare Flask +
+SQLAlchemy + Jinja page rendering the same rows from the same database in the same run, p99
+under 150 ms, with a small constant number of SQL queries; and that moving a deal between
+stages (the board's POST) sustains at least 200 requests/s on SQLite.
+
+    .venv/bin/python bench/pipeline_board.py [--contacts N] [--duration 10] [--engines sqlite,pg]
+
+Per engine (SQLite in a temporary folder; PostgreSQL at 127.0.0.1:5432/test in a private schema
+when it answers):
+1. generates the data set (once) and loads users, contacts (with the contacts benchmark's
+   loader), the seeded funnel, deals (stage, lost reason, won/lost dates, next/last activity
+   from the activities) and activities with Core `executemany` inserts;
+2. counts the SQL statements of one board page and one list page (in process);
+3. serves Birga and the bare pages with gunicorn (2 workers each, loopback only) and runs `wrk`
+   against each page; then `wrk` POSTs JSON moves between open stages of random deals (with the
+   session cookie and the CSRF header) to the real move endpoint, on SQLite.
+The last line is one JSON object (see bench/README.md); `ratio` is Birga / bare throughput of
+the board page, so higher is better.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(PROJECT_ROOT))
+
+import contacts_list as base  # noqa: E402 - the contacts benchmark's loader and helpers
+
+PASSWORD = base.PASSWORD
+CHUNK = 5000
+STAGES = {"new": "New", "qualified": "Qualified", "proposal": "Proposal",
+          "negotiation": "Negotiation", "won": "Won", "lost": "Lost"}
+REASONS = {"too expensive": "Too expensive", "chose competitor": "Chose a competitor",
+           "no budget": "No budget", "no answer": "No answer", "timing": "Bad timing"}
+CARDS = 50
+
+BARE_BOARD = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Board</title></head>
+<body><main><h1>Sales</h1><div class="board">
+{% for stage in stages %}<section><h2>{{ stage.name }} {{ counts.get(stage.id, 0) }}</h2>
+<ul>{% for code, amount in totals.get(stage.id, {}).items() %}<li>{{ amount }} {{ code }}</li>
+{% endfor %}</ul><ol>
+{% for r in cards.get(stage.id, []) %}<li><a href="/d/{{ r.id }}">{{ r.title }}</a>
+<div>{{ r.company or '' }} · {{ r.person or '' }}</div><div>{{ r.amount }} {{ r.currency }}
+{{ r.owner or '' }}</div>{% if not r.next_activity_at %}<div>No next activity</div>{% endif %}
+</li>{% endfor %}</ol></section>{% endfor %}
+</div></main></body></html>
+"""
+BARE_LIST = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Deals</title></head>
+<body><main><h1>Deals</h1><table><thead><tr><th>Title</th><th>Client</th><th>Stage</th>
+<th>Amount</th><th>Probability</th><th>Close</th><th>Salesperson</th><th>Next</th></tr></thead>
+<tbody>{% for r in rows %}<tr><td><a href="/d/{{ r.id }}">{{ r.title }}</a></td>
+<td>{{ r.company or r.person or '' }}</td><td>{{ r.stage }}</td>
+<td>{{ r.amount }} {{ r.currency }}</td><td>{{ r.probability }}</td>
+<td>{{ r.expected_close or '' }}</td><td>{{ r.owner or '' }}</td>
+<td>{{ r.next_activity_at or '' }}</td></tr>{% endfor %}</tbody></table></main></body></html>
+"""
+CARD_SQL = """
+SELECT d.id, d.title, d.amount, d.currency, d.next_activity_at, p.name AS person,
+       c.name AS company, u.name AS owner
+FROM pipeline_deal d LEFT JOIN contacts_partner p ON p.id = d.partner_id
+LEFT JOIN contacts_partner c ON c.id = d.company_id LEFT JOIN core_user u ON u.id = d.owner_id
+WHERE d.pipeline_id = :pipeline AND d.active = :active AND d.stage_id = :stage
+ORDER BY d.sequence, d.id LIMIT 50
+"""
+LIST_SQL = """
+SELECT d.id, d.title, d.amount, d.currency, d.expected_close, d.next_activity_at,
+       COALESCE(d.probability, s.probability) AS probability, s.name AS stage,
+       p.name AS person, c.name AS company, u.name AS owner
+FROM pipeline_deal d JOIN pipeline_stage s ON s.id = d.stage_id
+LEFT JOIN contacts_partner p ON p.id = d.partner_id
+LEFT JOIN contacts_partner c ON c.id = d.company_id LEFT JOIN core_user u ON u.id = d.owner_id
+WHERE d.active = :active ORDER BY d.id DESC LIMIT 50
+"""
+
+
+# -- the apps gunicorn serves ----------------------------------------------------------------
+def birga_app():  # noqa: ANN201 - gunicorn's factory
+    from core import create_app
+
+    return create_app(json.loads(os.environ["BENCH_BIRGA_CONFIG"]))
+
+
+def bare_app():  # noqa: ANN201 - gunicorn's factory
+    """The floor: Flask, SQLAlchemy Core queries, one Jinja template each, no auth."""
+    from flask import Flask, render_template_string
+    from sqlalchemy import create_engine, text
+
+    config = json.loads(os.environ["BENCH_BIRGA_CONFIG"])
+    engine = create_engine(config["SQLALCHEMY_DATABASE_URI"],
+                           **config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
+    pipeline = int(os.environ["BENCH_PIPELINE_ID"])
+    app = Flask("bare")
+
+    @app.route("/board")
+    def board() -> str:
+        with engine.connect() as conn:
+            stages = conn.execute(text(
+                "SELECT id, name FROM pipeline_stage WHERE pipeline_id = :p ORDER BY sequence"),
+                {"p": pipeline}).all()
+            cards = {s.id: conn.execute(text(CARD_SQL), {"pipeline": pipeline, "active": True,
+                                                         "stage": s.id}).all() for s in stages}
+            counts: dict[int, int] = {}
+            totals: dict[int, dict[str, Any]] = {}
+            for stage_id, currency, count, amount in conn.execute(text(
+                    "SELECT stage_id, currency, COUNT(id), SUM(amount) FROM pipeline_deal "
+                    "WHERE pipeline_id = :p AND active = :a GROUP BY stage_id, currency"),
+                    {"p": pipeline, "a": True}):
+                counts[stage_id] = counts.get(stage_id, 0) + count
+                totals.setdefault(stage_id, {})[currency] = amount
+        return render_template_string(BARE_BOARD, stages=stages, cards=cards, counts=counts,
+                                      totals=totals)
+
+    @app.route("/list")
+    def deal_list() -> str:
+        with engine.connect() as conn:
+            rows = conn.execute(text(LIST_SQL), {"active": True}).all()
+        return render_template_string(BARE_LIST, rows=rows)
+
+    return app
+
+
+# -- data ------------------------------------------------------------------------------------
+def build(target: base.Target) -> None:
+    from core import create_app
+    from core.testing import create_schema
+
+    target.config["BIRGA_ADDONS"] = ["pipeline"]
+    target.app = create_app(target.config, addons=["pipeline"])
+    create_schema(target.app)
+
+
+def load_users(target: base.Target, data: Path) -> dict[str, int]:
+    """Users with their roles; the first manager signs in and manages a team of everyone."""
+    from core.api import User, assign_roles, db
+    from core.security import Team, TeamMember
+
+    ids: dict[str, int] = {}
+    with target.app.app_context():
+        for row in base.read_csv(data / "users.csv"):
+            user = User(login=row["login"], name=row["name"], locale=row["language"])
+            if row["role"] == "manager" and target.login is None:
+                user.set_password(PASSWORD)
+                target.login = row["login"]
+            db.session.add(user)
+            db.session.flush()
+            ids[row["login"]] = user.id
+            assign_roles(user, base.ROLES[row["role"]])
+        team = Team(name="Sales floor", manager_id=ids[target.login])
+        db.session.add(team)
+        db.session.flush()
+        for login, uid in ids.items():
+            if login != target.login:
+                db.session.add(TeamMember(team_id=team.id, user_id=uid))
+        db.session.commit()
+        target.owner_id = ids[target.login]
+    return ids
+
+
+def _moment(text: str) -> datetime | None:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC) if text else None
+
+
+def load_deals(target: base.Target, data: Path, users: dict[str, int],
+               companies: int) -> dict[str, int]:
+    """The funnel, the deals and the activities (Core inserts, in chunks)."""
+    from sqlalchemy import insert, select, text
+
+    from addons.pipeline.models import Deal, LostReason, StageChange
+    from addons.pipeline.state import seed_defaults
+    from core.activities import Activity, ActivityType, seed_activity_types
+    from core.api import db
+
+    with target.app.app_context():
+        pipeline = seed_defaults()
+        db.session.commit()
+        seed_activity_types()
+        target.pipeline_id = pipeline.id
+        stages = {s.name: s for s in pipeline.stages}
+        reasons = {r.name: r.id for r in db.session.scalars(select(LostReason))}
+        types = {t.code: t.id for t in db.session.scalars(select(ActivityType))}
+        next_at: dict[int, datetime] = {}
+        last_at: dict[int, datetime] = {}
+        activities = []
+        for row in base.read_csv(data / "activities.csv"):
+            due, done = _moment(row["due_at"]), _moment(row["done_at"])
+            deal_id = int(row["deal_id"]) if row["deal_id"] else None
+            if deal_id is not None:
+                if done is None:
+                    next_at[deal_id] = min(next_at.get(deal_id, due), due)
+                else:
+                    last_at[deal_id] = max(last_at.get(deal_id, done), done)
+            model, record = ("pipeline.deal", deal_id) if deal_id else (
+                ("contacts.partner", companies + int(row["contact_id"]))
+                if row["contact_id"] else (None, None))
+            activities.append({"type_id": types.get(row["type"], types["task"]),
+                               "summary": row["subject"], "note": "", "due_at": due,
+                               "done_at": done, "assignee_id": users[row["owner"]],
+                               "creator_id": users[row["owner"]], "model": model,
+                               "record_id": record, "created_at": due, "updated_at": due})
+        deals, changes = [], []
+        for row in base.read_csv(data / "deals.csv"):
+            deal_id = int(row["id"])
+            stage = stages[STAGES[row["stage"]]]
+            created = _moment(row["created_at"])
+            closed = created + timedelta(days=deal_id % 60 + 1)
+            owner = users[row["owner"]]
+            deals.append({
+                "id": deal_id, "title": row["title"], "pipeline_id": pipeline.id,
+                "stage_id": stage.id, "partner_id": companies + int(row["contact_id"])
+                if row["contact_id"] else None,
+                "company_id": int(row["company_id"]) if row["company_id"] else None,
+                "amount": row["amount"], "currency": row["currency"], "probability": None,
+                "expected_close": datetime.fromisoformat(row["expected_close"]).date()
+                if row["expected_close"] else None, "owner_id": owner, "team_id": None,
+                "source": "manual", "active": True, "stale": False, "sequence": 0,
+                "lost_reason_id": reasons[REASONS[row["lost_reason"]]]
+                if stage.kind == "lost" and row["lost_reason"] else None,
+                "won_at": closed if stage.kind == "won" else None,
+                "lost_at": closed if stage.kind == "lost" else None,
+                "stage_changed_at": closed if stage.kind != "open" else created,
+                "next_activity_at": next_at.get(deal_id), "last_activity_at":
+                last_at.get(deal_id), "created_at": created, "updated_at": created,
+                "version": 1})
+            changes.append({"deal_id": deal_id, "from_stage_id": None,
+                            "to_stage_id": stage.id, "user_id": owner, "via": "import",
+                            "at": created})
+        with db.engine.begin() as conn:
+            for table, rows in ((Deal.__table__, deals), (StageChange.__table__, changes),
+                                (Activity.__table__, activities)):
+                for start in range(0, len(rows), CHUNK):
+                    conn.execute(insert(table), rows[start:start + CHUNK])
+        statement = "ANALYZE" if target.engine == "sqlite" else "VACUUM ANALYZE"
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
+    return {"deals": len(deals), "activities": len(activities)}
+
+
+# -- measuring -------------------------------------------------------------------------------
+def _signed_in_client(target: base.Target) -> Any:
+    client = target.app.test_client()
+    with target.app.app_context():
+        html = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+    client.post("/login", data={"login": target.login, "password": PASSWORD,
+                                "csrf_token": token})
+    return client
+
+
+def pages(target: base.Target) -> dict[str, str]:
+    return {"board": f"/pipeline/board/{target.pipeline_id}", "list": "/pipeline/deals"}
+
+
+def count_queries(target: base.Target) -> dict[str, int]:
+    """SQL statements of one board page and one list page (after a warm-up request)."""
+    from sqlalchemy import event
+
+    from core.api import db
+
+    client = _signed_in_client(target)
+    with target.app.app_context():
+        engine = db.engine
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    result = {}
+    for name, path in pages(target).items():
+        client.get(path)
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", seen)
+        response = client.get(path)
+        event.remove(engine, "before_cursor_execute", seen)
+        if response.status_code != 200:
+            raise SystemExit(f"GET {path} answered {response.status_code}")
+        if name == "board" and response.get_data(as_text=True).count('class="deal-card') == 0:
+            raise SystemExit("the board shows no cards: the data did not load")
+        result[name] = len(statements)
+    return result
+
+
+def in_process(target: base.Target, runs: int = 30) -> dict[str, dict[str, float]]:
+    """Median milliseconds per page through the WSGI test client, no server in between: far
+    less sensitive than `wrk` to other processes competing for a shared machine's CPU."""
+    import statistics
+
+    os.environ["BENCH_BIRGA_CONFIG"] = json.dumps(target.config)
+    os.environ["BENCH_PIPELINE_ID"] = str(target.pipeline_id)
+    bare = bare_app().test_client()
+    birga = _signed_in_client(target)
+    result: dict[str, dict[str, float]] = {}
+    for page, path in pages(target).items():
+        for name, client, url in (("bare", bare, f"/{page}"), ("birga", birga, path)):
+            for _ in range(3):
+                client.get(url)
+            samples = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                client.get(url)
+                samples.append((time.perf_counter() - start) * 1000)
+            result.setdefault(page, {})[name] = round(statistics.median(samples), 2)
+    return result
+
+
+def serve(factory: str, target: base.Target, port: int) -> subprocess.Popen:
+    env = {**os.environ, "BENCH_BIRGA_CONFIG": json.dumps(target.config),
+           "BENCH_PIPELINE_ID": str(target.pipeline_id)}
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    process = subprocess.Popen(
+        [str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "--pythonpath",
+         f"{BENCH_DIR},{PROJECT_ROOT}", "--log-level", "warning",
+         f"pipeline_board:{factory}()"], cwd=str(PROJECT_ROOT), env=env)
+    deadline = time.monotonic() + 60
+    probe = "/healthz" if factory == "birga_app" else "/list"
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=5)  # noqa: S310
+            return process
+        except urllib.error.HTTPError:
+            return process
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"gunicorn ({factory}) exited with {process.returncode}") \
+                    from None
+            time.sleep(0.3)
+    process.terminate()
+    raise SystemExit(f"gunicorn ({factory}) did not answer within 60 s")
+
+
+def session(port: int, login: str, path: str) -> tuple[str, str]:
+    """Sign in over HTTP; the Cookie header and the CSRF token of that session."""
+    import http.cookiejar
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    opener.addheaders = [("User-Agent", base.USER_AGENT)]
+    html = opener.open(f"http://127.0.0.1:{port}/login").read().decode()
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+    body = urllib.parse.urlencode({"login": login, "password": PASSWORD,
+                                   "csrf_token": token}).encode()
+    opener.open(f"http://127.0.0.1:{port}/login", data=body)
+    page = opener.open(f"http://127.0.0.1:{port}{path}")
+    if "/login" in page.geturl():
+        raise SystemExit("signing in for the benchmark failed")
+    html = page.read().decode()
+    token = re.search(r'data-csrf="([^"]+)"', html).group(1)
+    return "; ".join(f"{c.name}={c.value}" for c in jar), token
+
+
+#: Each wrk thread draws its own deals (same seed in both would move the same deals at the
+#: same moment: real conflicts, answered 409, that a board's users would not cause).
+MOVE_SCRIPT = """
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  math.randomseed(%(seed)d + 1000 * id)
+end
+local stages = {%(stages)s}
+request = function()
+  local deal = math.random(1, %(deals)d)
+  local stage = stages[math.random(1, #stages)]
+  local body = '{"stage_id": ' .. stage .. '}'
+  return wrk.format("POST", "/pipeline/api/deals/" .. deal .. "/move", nil, body)
+end
+"""
+
+
+def run_moves(target: base.Target, port: int, cookie: str, token: str, seconds: int,
+              connections: int, deals: int, workdir: Path) -> dict[str, Any]:
+    """Random deals to random open stages through the JSON move endpoint (state machine,
+    history, timeline, audit: the whole path), as the board's drag and drop does."""
+    from sqlalchemy import select
+
+    from addons.pipeline.models import Stage
+
+    with target.app.app_context():
+        from core.api import db
+
+        open_ids = list(db.session.scalars(select(Stage.id).where(
+            Stage.pipeline_id == target.pipeline_id, Stage.kind == "open")))
+    script = workdir / "move.lua"
+    script.write_text(MOVE_SCRIPT % {"seed": 59, "stages": ", ".join(map(str, open_ids)),
+                                     "deals": deals})
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+            "-H", f"User-Agent: {base.USER_AGENT}", "-H", f"Cookie: {cookie}",
+            "-H", f"X-CSRFToken: {token}", "-H", "Content-Type: application/json",
+            "-H", "Accept: application/json", f"http://127.0.0.1:{port}"]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": round(rps, 1), "p99_ms": round(base._ms(*p99.groups()), 2) if p99 else None,
+            "non_2xx": int(bad.group(1)) if bad else 0}
+
+
+def measure(target: base.Target, seconds: int, connections: int, deals: int,
+            workdir: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {"queries": count_queries(target),
+                              "in_process_ms": in_process(target)}
+    paths = pages(target)
+    for name, factory in (("bare", "bare_app"), ("birga", "birga_app")):
+        port = base.free_port()
+        process = serve(factory, target, port)
+        try:
+            cookie = session(port, target.login, paths["board"])[0] if name == "birga" \
+                else None
+            for page, path in (("board", paths["board"]), ("list", paths["list"])):
+                url = f"http://127.0.0.1:{port}" + (path if name == "birga" else f"/{page}")
+                base.run_wrk(url, 2, connections, cookie)  # warm-up
+                result.setdefault(page, {})[name] = base.run_wrk(url, seconds, connections,
+                                                                 cookie)
+            if name == "birga" and target.engine == "sqlite":
+                cookie, token = session(port, target.login, paths["board"])
+                result["move"] = run_moves(target, port, cookie, token, seconds, connections,
+                                           deals, workdir)
+        finally:
+            base.stop(process)
+    for page in ("board", "list"):
+        result[page]["ratio"] = round(result[page]["birga"]["rps"]
+                                      / result[page]["bare"]["rps"], 3)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=100000)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--engines", default="sqlite,postgresql",
+                        help="comma-separated: sqlite, postgresql (skipped when unreachable)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk")
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if "postgresql" in engines and not base.pg_reachable():
+        print("PostgreSQL at 127.0.0.1:5432 does not answer: SQLite only.")
+        engines.remove("postgresql")
+    workdir = Path(tempfile.mkdtemp(prefix="birga-bench-pipeline-"))
+    targets: list[base.Target] = []
+    results: dict[str, Any] = {}
+    try:
+        data = workdir / "data"
+        print(f"Generating {args.contacts} contacts ...", flush=True)
+        base.generate(data, args.contacts)
+        targets = [base.Target(e, workdir) for e in engines]
+        users: dict[str, int] = {}
+        for target in targets:
+            build(target)
+            users = load_users(target, data)
+        print("Loading into " + ", ".join(engines) + " ...", flush=True)
+        with targets[0].app.app_context():
+            loaded = base.load_partners(targets, data, users)
+        loaded_deals: dict[str, int] = {}
+        for target in targets:
+            loaded_deals = load_deals(target, data, users, loaded["companies"])
+        print(f"  {loaded['companies']} companies, {loaded['people']} people, "
+              f"{loaded_deals['deals']} deals, {loaded_deals['activities']} activities")
+        for target in targets:
+            print(f"[{target.engine}] measuring (wrk {args.duration} s, "
+                  f"{args.connections} connections) ...", flush=True)
+            r = measure(target, args.duration, args.connections, loaded_deals["deals"],
+                        workdir)
+            results[target.engine] = r
+            print(f"[{target.engine}] SQL per page: board {r['queries']['board']}, "
+                  f"list {r['queries']['list']}")
+            for page, ms in r["in_process_ms"].items():
+                print(f"[{target.engine}] in process, median {page}: birga {ms['birga']} ms, "
+                      f"bare {ms['bare']} ms")
+            for page in ("board", "list"):
+                for name in ("birga", "bare"):
+                    m = r[page][name]
+                    print(f"[{target.engine}] {page:5} {name:5}: {m['rps']:8.1f} req/s, "
+                          f"p99 {m['p99_ms']} ms, non-2xx {m['non_2xx']}")
+                print(f"[{target.engine}] {page} ratio birga/bare: {r[page]['ratio']:.1%} "
+                      f"(goal >= 40 %, p99 < 150 ms)")
+            if "move" in r:
+                m = r["move"]
+                print(f"[{target.engine}] move POST: {m['rps']:.1f} req/s, p99 {m['p99_ms']} "
+                      f"ms, non-2xx {m['non_2xx']} (goal >= 200 req/s)")
+    finally:
+        for target in targets:
+            if target.app is not None:
+                with target.app.app_context():
+                    from core.api import db
+
+                    db.engine.dispose()
+            target.drop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    first = results[engines[0]]
+    print(json.dumps({
+        "name": "pipeline_board", "value": first["board"]["birga"]["rps"], "unit": "req/s",
+        "baseline": first["board"]["bare"]["rps"], "ratio": first["board"]["ratio"],
+        "list_ratio": first["list"]["ratio"],
+        "move_rps_sqlite": results.get("sqlite", {}).get("move", {}).get("rps"),
+        "queries": first["queries"], "contacts": args.contacts, "engines": results}))
+
+
+if __name__ == "__main__":
+    main()
