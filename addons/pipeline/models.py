@@ -115,8 +115,9 @@ class DealTag(db.Model):
 
 class Deal(TimelineMixin, VersionedMixin, db.Model):
     __tablename__ = "pipeline_deal"
-    __tracked__ = ("title", "stage_id", "amount", "currency", "owner_id", "expected_close",
-                   "lost_reason_id", "partner_id", "company_id")
+    # Stage moves (and their lost reason) are logged by the state machine in words.
+    __tracked__ = ("title", "amount", "currency", "owner_id", "expected_close", "partner_id",
+                   "company_id")
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(String(300), info={"label": _l("Title")})

@@ -1,0 +1,240 @@
+"""The client's public link: view, accept or decline without an account; signed, expiring,
+revocable; CSRF on the answer; in the document's language; everything on the timeline."""
+from __future__ import annotations
+
+import io
+import re
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from flask_babel import force_locale, gettext
+from sqlalchemy import select
+
+from addons.contacts.models import Partner
+from addons.documents import offers, public
+from addons.documents.models import Offer
+from core.api import assign_roles, db, save_attachment, utcnow
+from core.testing import csrf_token
+from core.timeline import TimelineEntry
+
+pytestmark = pytest.mark.addons("documents")
+
+PDF = b"%PDF-1.4\n% the offer as sent\n%%EOF\n"
+
+
+@pytest.fixture
+def seller(app, make_user):
+    user = make_user("anna")
+    assign_roles(user, "salesperson")
+    return user
+
+
+def sent_offer(user, lang: str = "lv") -> Offer:
+    partner = Partner(kind="company", name="Ozols SIA", owner_id=user.id, lang=lang,
+                      country="LV")
+    db.session.add(partner)
+    db.session.flush()
+    offer = offers.create_offer(partner, user=user, currency="EUR", seller_country="LV")
+    offers.add_line(offer, description="Ābolu sula 1 l", quantity=3, unit_price="2.50",
+                    vat_rate="21")
+    offers.change_state(offer, "sent", user=user)
+    db.session.commit()
+    return offer
+
+
+def link_for(app, offer: Offer) -> str:
+    with app.test_request_context():
+        url = public.issue_link(offer)
+        db.session.commit()
+    return urlsplit(url).path
+
+
+def in_language(app, lang: str, message: str) -> str:
+    """`message` as the app's catalogues translate it into `lang` (holds once translated)."""
+    with app.test_request_context(), force_locale(lang):
+        return gettext(message)
+
+
+def timeline(offer: Offer) -> list[str]:
+    return list(db.session.scalars(select(TimelineEntry.subject).where(
+        TimelineEntry.model == "documents.offer", TimelineEntry.record_id == offer.id)
+        .order_by(TimelineEntry.id)))
+
+
+def answer(client, path: str, decision: str, **extra):
+    token = csrf_token(client, path)
+    return client.post(path + "/answer", data={"csrf_token": token, "decision": decision,
+                                               **extra})
+
+
+def reload(offer: Offer) -> Offer:
+    db.session.expire_all()
+    return db.session.get(Offer, offer.id)
+
+
+def test_the_client_sees_the_offer_in_its_language_without_signing_in(app, seller):
+    offer = sent_offer(seller, lang="lv")
+    path = link_for(app, offer)
+    page = app.test_client().get(path)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert '<html lang="lv">' in html
+    assert "Ozols SIA" in html and "Ābolu sula 1 l" in html
+    assert offer.number in html
+    assert 'name="csrf_token"' in html and 'value="accept"' in html
+
+
+def test_accepting_moves_the_offer_once_and_logs_it(app, seller):
+    offer = sent_offer(seller)
+    path = link_for(app, offer)
+    client = app.test_client()
+    token = csrf_token(client, path)
+    response = client.post(path + "/answer", data={
+        "csrf_token": token, "decision": "accept", "comment": "Paldies, pasūtām!"})
+    assert response.status_code == 302
+    offer = reload(offer)
+    assert offer.state == "accepted"
+    subjects = timeline(offer)
+    assert "Accepted by the client through the public link" in subjects
+    body = db.session.scalar(select(TimelineEntry.body).where(
+        TimelineEntry.subject == "Accepted by the client through the public link"))
+    assert "Paldies, pasūtām!" in body
+    # The link now shows the answer and cannot answer again.
+    html = client.get(path).get_data(as_text=True)
+    assert 'value="accept"' not in html
+    again = client.post(path + "/answer", data={"csrf_token": token, "decision": "decline"})
+    assert again.status_code == 302
+    assert reload(offer).state == "accepted"
+
+
+def test_declining_moves_the_offer_to_declined(app, seller):
+    offer = sent_offer(seller)
+    path = link_for(app, offer)
+    answer(app.test_client(), path, "decline")
+    offer = reload(offer)
+    assert offer.state == "declined"
+    assert "Declined by the client through the public link" in timeline(offer)
+
+
+def test_an_answer_without_the_pages_csrf_token_is_refused(app, seller):
+    offer = sent_offer(seller)
+    path = link_for(app, offer)
+    client = app.test_client()
+    client.get(path)
+    response = client.post(path + "/answer", data={"decision": "accept"})
+    assert response.status_code == 400
+    assert reload(offer).state == "sent"
+
+
+def test_a_tampered_token_opens_nothing(app, seller):
+    offer = sent_offer(seller)
+    path = link_for(app, offer)
+    token = path.rsplit("/", 1)[1]
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    client = app.test_client()
+    for bad in (flipped, "eyJvIjoxLCJuIjoieCJ9.forged", "x"):
+        response = client.get(f"/documents/p/{bad}")
+        assert response.status_code == 404
+        assert in_language(app, "en", "This link is not valid") in response.get_data(
+            as_text=True)
+        assert "Ozols SIA" not in response.get_data(as_text=True)
+    # Someone else's valid signature for another offer id does not help either.
+    response = client.post(f"/documents/p/{flipped}/answer", data={"decision": "accept"})
+    assert reload(offer).state == "sent"
+
+
+def test_an_expired_link_answers_a_clear_page_in_the_offers_language(app, seller):
+    offer = sent_offer(seller, lang="ru")
+    path = link_for(app, offer)
+    offer.public_expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    client = app.test_client()
+    response = client.get(path)
+    assert response.status_code == 410
+    html = response.get_data(as_text=True)
+    assert '<html lang="ru">' in html
+    assert in_language(app, "ru", "This link has expired") in html
+    assert "Ābolu sula" not in html
+    assert client.get(path + "/pdf").status_code == 410
+
+
+def test_revoking_kills_every_earlier_link_and_a_new_one_works(app, seller, login):
+    offer = sent_offer(seller)
+    first = link_for(app, offer)
+    second = link_for(app, offer)  # a new link replaces the first
+    visitor = app.test_client()
+    assert visitor.get(first).status_code == 410
+    assert visitor.get(second).status_code == 200
+    visitor_token = csrf_token(visitor, second)  # the page was open before the revocation
+    client = app.test_client()
+    login(client, seller)
+    token = csrf_token(client, f"/documents/offers/{offer.id}/send")
+    response = client.post(f"/documents/offers/{offer.id}/public-link/revoke",
+                           data={"csrf_token": token})
+    assert response.status_code == 302
+    gone = visitor.get(second)
+    assert gone.status_code == 410
+    assert in_language(app, "lv", "This link was withdrawn") in gone.get_data(as_text=True)
+    late = visitor.post(second + "/answer", data={"csrf_token": visitor_token,
+                                                  "decision": "accept"})
+    assert late.status_code == 410
+    assert reload(offer).state == "sent"
+    subjects = timeline(offer)
+    assert "Public link revoked" in subjects
+    assert sum(s.startswith("Public link issued") for s in subjects if s) == 2
+    # A fresh link from the offer page works again.
+    token = csrf_token(client, f"/documents/offers/{offer.id}/send")
+    client.post(f"/documents/offers/{offer.id}/public-link", data={"csrf_token": token})
+    page = client.get(f"/documents/offers/{offer.id}/send").get_data(as_text=True)
+    fresh = re.search(r'href="(?:http://localhost)?(/documents/p/[^"]+)"', page).group(1)
+    assert visitor.get(fresh).status_code == 200
+
+
+def test_the_first_view_of_each_link_goes_on_the_timeline_once(app, seller):
+    offer = sent_offer(seller)
+    path = link_for(app, offer)
+    visitor = app.test_client()
+    visitor.get(path)
+    visitor.get(path)
+    views = [s for s in timeline(offer) if s and s.startswith("The client opened")]
+    assert len(views) == 1
+
+
+def test_the_public_pdf_is_the_stored_sent_file(app, seller):
+    offer = sent_offer(seller)
+    stored = save_attachment("documents.offer", offer.id, io.BytesIO(PDF), "offer.pdf")
+    db.session.flush()
+    offer.sent_attachment_id = stored.id
+    db.session.commit()
+    path = link_for(app, offer)
+    response = app.test_client().get(path + "/pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.data == PDF
+
+
+def test_only_the_offers_owner_can_issue_or_revoke_links(app, seller, make_user, login):
+    offer = sent_offer(seller)
+    other = make_user("ivars")
+    assign_roles(other, "salesperson")
+    client = app.test_client()
+    login(client, other)
+    token = csrf_token(client, "/documents/files")
+    for action in ("public-link", "public-link/revoke"):
+        response = client.post(f"/documents/offers/{offer.id}/{action}",
+                               data={"csrf_token": token})
+        assert response.status_code == 404
+    assert reload(offer).public_nonce is None
+
+
+def test_a_draft_gets_no_public_link(app, seller, login):
+    partner = Partner(kind="company", name="Liepa", owner_id=seller.id)
+    db.session.add(partner)
+    db.session.flush()
+    draft = offers.create_offer(partner, user=seller, currency="EUR", seller_country="LV")
+    db.session.commit()
+    client = app.test_client()
+    login(client, seller)
+    token = csrf_token(client, "/documents/files")
+    client.post(f"/documents/offers/{draft.id}/public-link", data={"csrf_token": token})
+    assert reload(draft).public_nonce is None

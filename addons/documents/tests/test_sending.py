@@ -1,0 +1,254 @@
+"""Sending an offer by e-mail through a real SMTP server on loopback (aiosmtpd): the letter in
+the client's language, the PDF attached (read back with `pdftotext`), the state moved to sent,
+the PDF stored byte for byte, the mail on the timeline; a refused mail changes nothing."""
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from addons.contacts.models import Partner
+from addons.documents import offers
+from addons.documents.models import Offer
+from core.api import assign_roles, db
+from core.storage import Attachment
+from core.testing import csrf_token
+from core.timeline import TimelineEntry
+
+SENDER = "Birga CRM <crm@birga.test>"
+needs_pdftotext = pytest.mark.skipif(shutil.which("pdftotext") is None,
+                                     reason="needs poppler-utils' pdftotext")
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.received: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
+        self.received.append(message_from_bytes(envelope.original_content or envelope.content,
+                                                policy=policy.default))
+        return "250 Message accepted"
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.received)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def inbox():
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    handler.port = controller.port
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture
+def mail_app(make_app, inbox):
+    app = make_app(["documents"], BIRGA_MAIL_SERVER="127.0.0.1", BIRGA_MAIL_PORT=inbox.port,
+                   BIRGA_MAIL_FROM=SENDER)
+    with app.app_context():
+        yield app
+
+
+def make_offer(user, *, lang: str = "lv", name: str = "Ozols SIA",
+               email: str | None = "birojs@ozols.lv") -> Offer:
+    partner = Partner(kind="company", name=name, owner_id=user.id, lang=lang, email=email,
+                      country="LV")
+    db.session.add(partner)
+    db.session.flush()
+    offer = offers.create_offer(partner, user=user, currency="EUR", seller_country="LV")
+    offers.add_line(offer, description="Ābolu sula 1 l", quantity=3, unit_price="2.50",
+                    vat_rate="21")
+    db.session.commit()
+    return offer
+
+
+@pytest.fixture
+def seller(mail_app, make_user):
+    user = make_user("anna", name="Anna Bērziņa")
+    assign_roles(user, "salesperson")
+    return user
+
+
+def send(client, offer_id: int, to: str = "birojs@ozols.lv"):
+    token = csrf_token(client, f"/documents/offers/{offer_id}/send")
+    return client.post(f"/documents/offers/{offer_id}/send",
+                       data={"csrf_token": token, "to": to})
+
+
+def pdf_of(message: EmailMessage) -> tuple[str, bytes]:
+    [part] = [p for p in message.iter_attachments()]
+    assert part.get_content_type() == "application/pdf"
+    return part.get_filename(), part.get_content()
+
+
+def pdf_text(pdf: bytes) -> str:
+    return subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True,
+                          check=True).stdout.decode()
+
+
+@needs_pdftotext
+def test_sending_mails_the_pdf_in_latvian_and_marks_the_offer_sent(mail_app, seller, inbox,
+                                                                   login):
+    offer = make_offer(seller)
+    client = mail_app.test_client()
+    login(client, seller)
+    response = send(client, offer.id)
+    assert response.status_code == 302
+    [message] = inbox.wait_for(1)
+    db.session.expire_all()
+    offer = db.session.get(Offer, offer.id)
+    assert offer.state == "sent" and re.fullmatch(r"OFFER/\d{4}/0001", offer.number)
+    assert message["To"] == "birojs@ozols.lv"
+    assert message["Subject"] == f"Komercpiedāvājums {offer.number}"
+    assert message["Content-Language"] == "lv"
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "Labdien, Ozols SIA!" in html and "Anna Bērziņa" in html
+    filename, pdf = pdf_of(message)
+    assert filename.endswith(".pdf")
+    text = pdf_text(pdf)
+    assert offer.number in text and "Ozols SIA" in text and "Ābolu sula" in text
+
+
+def test_the_stored_pdf_is_the_mailed_pdf_byte_for_byte(mail_app, seller, inbox, login):
+    offer = make_offer(seller)
+    client = mail_app.test_client()
+    login(client, seller)
+    send(client, offer.id)
+    [message] = inbox.wait_for(1)
+    _name, mailed = pdf_of(message)
+    db.session.expire_all()
+    offer = db.session.get(Offer, offer.id)
+    stored = db.session.get(Attachment, offer.sent_attachment_id)
+    assert (stored.model, stored.record_id) == ("documents.offer", offer.id)
+    assert stored.path.read_bytes() == mailed
+    shown = client.get(f"/documents/offers/{offer.id}/sent.pdf")
+    assert shown.status_code == 200 and shown.mimetype == "application/pdf"
+    assert shown.data == mailed
+
+
+def test_the_sent_mail_is_on_the_offers_timeline(mail_app, seller, inbox, login):
+    offer = make_offer(seller)
+    client = mail_app.test_client()
+    login(client, seller)
+    send(client, offer.id, to="valde@ozols.lv")
+    [message] = inbox.wait_for(1)
+    entries = db.session.scalars(select(TimelineEntry).where(
+        TimelineEntry.model == "documents.offer", TimelineEntry.record_id == offer.id,
+        TimelineEntry.kind == "email")).all()
+    assert [e.subject for e in entries] == [message["Subject"]]
+    assert "valde@ozols.lv" in entries[0].body and "Labdien" in entries[0].body
+
+
+@pytest.mark.parametrize(("lang", "subject", "greeting"), [
+    ("ru", "Коммерческое предложение", "Здравствуйте, Ozols SIA!"),
+    ("uz", "Tijorat taklifi", "Assalomu alaykum, Ozols SIA!"),
+    ("kk", "Коммерциялық ұсыныс", "Сәлеметсіз бе, Ozols SIA!"),
+    ("ro", "Ofertă comercială", "Bună ziua, Ozols SIA,"),
+    ("en", "Commercial offer", "Dear Ozols SIA,"),
+])
+def test_the_letter_is_written_in_the_documents_language(mail_app, seller, inbox, login, lang,
+                                                         subject, greeting):
+    offer = make_offer(seller, lang=lang)
+    client = mail_app.test_client()
+    login(client, seller)
+    send(client, offer.id)
+    [message] = inbox.wait_for(1)
+    assert message["Subject"].startswith(subject + " OFFER/")
+    assert message["Content-Language"] == lang
+    assert greeting in message.get_body(preferencelist=("html",)).get_content()
+
+
+def test_the_mail_carries_a_working_public_link(mail_app, seller, inbox, login):
+    offer = make_offer(seller)
+    client = mail_app.test_client()
+    login(client, seller)
+    send(client, offer.id)
+    [message] = inbox.wait_for(1)
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    url = re.search(r"https?://\S+/documents/p/\S+", text).group(0)
+    visitor = mail_app.test_client()
+    page = visitor.get(url.split("localhost", 1)[-1])
+    assert page.status_code == 200
+    assert "Ābolu sula" in page.get_data(as_text=True)
+
+
+def test_a_refused_mail_leaves_the_offer_a_draft_without_number_or_file(make_app, make_user,
+                                                                         login):
+    closed = free_port()  # nothing listens there
+    app = make_app(["documents"], BIRGA_MAIL_SERVER="127.0.0.1", BIRGA_MAIL_PORT=closed,
+                   BIRGA_MAIL_FROM=SENDER, BIRGA_MAIL_TIMEOUT=5)
+    with app.app_context():
+        user = make_user("anna")
+        assign_roles(user, "salesperson")
+        offer = make_offer(user)
+        client = app.test_client()
+        login(client, user)
+        response = send(client, offer.id)
+        assert response.status_code == 200  # the form again, with the reason
+        assert "not sent" in response.get_data(as_text=True)
+        db.session.expire_all()
+        offer = db.session.get(Offer, offer.id)
+        assert (offer.state, offer.number, offer.sent_attachment_id) == ("draft", None, None)
+        assert db.session.scalars(select(Attachment)).all() == []
+
+
+def test_an_offer_without_lines_or_address_is_not_sent(mail_app, seller, inbox, login):
+    offer = make_offer(seller, email=None)
+    client = mail_app.test_client()
+    login(client, seller)
+    response = send(client, offer.id, to="")
+    assert "no e-mail address" in response.get_data(as_text=True)
+    empty = offers.create_offer(db.session.get(Partner, offer.partner_id), user=seller,
+                                currency="EUR", seller_country="LV")
+    db.session.commit()
+    response = send(client, empty.id, to="x@ozols.lv")
+    assert "at least one line" in response.get_data(as_text=True)
+    assert inbox.received == []
+
+
+def test_another_salespersons_offer_cannot_be_sent(mail_app, seller, inbox, login, make_user):
+    offer = make_offer(seller)
+    other = make_user("ivars")
+    assign_roles(other, "salesperson")
+    client = mail_app.test_client()
+    login(client, other)
+    assert client.get(f"/documents/offers/{offer.id}/send").status_code == 404
+    token = csrf_token(client, "/documents/files")
+    response = client.post(f"/documents/offers/{offer.id}/send",
+                           data={"csrf_token": token, "to": "x@ozols.lv"})
+    assert response.status_code == 404
+    assert client.get(f"/documents/offers/{offer.id}/sent.pdf").status_code == 404
+    assert inbox.received == []
+
+
+def test_sending_again_mails_the_same_pdf_the_client_already_has(mail_app, seller, inbox,
+                                                                 login):
+    offer = make_offer(seller)
+    client = mail_app.test_client()
+    login(client, seller)
+    send(client, offer.id)
+    send(client, offer.id, to="valde@ozols.lv")
+    first, second = inbox.wait_for(2)
+    assert pdf_of(first)[1] == pdf_of(second)[1]
+    db.session.expire_all()
+    assert len(db.session.scalars(select(Attachment)).all()) == 1
+    assert db.session.get(Offer, offer.id).state == "sent"

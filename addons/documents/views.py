@@ -1,0 +1,471 @@
+"""Web pages of the documents addon: products, offers; one blueprint for the whole addon.
+
+Colleagues' modules add routes to `bp` (`from .views import bp`) and are imported at the
+bottom of this file.
+
+Every offer is read through `core.security` (`visible`, `get_or_404`), so another
+salesperson's offer is a 404 on every page and button. Every change goes through `offers`
+(the services), so the pages cannot bypass the state machine, the stock check or the freeze
+of sent offers. Writes carry the version of the offer the user saw (optimistic locking): a
+stale form is refused with a message, never applied over someone else's change.
+
+Template hooks this addon offers (colleagues contribute with `addon.hook(name, ...)`):
+- `documents.offer.actions` (offer): buttons next to the state buttons ("PDF", "Send");
+- `documents.offer.sidebar` (offer): panels in the offer page's side column ("Public link").
+"""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm.exc import StaleDataError
+
+from addons.contacts.models import Partner
+from core.api import (
+    RateNotFound,
+    company_currency,
+    db,
+    get_or_404,
+    permission_required,
+    visible,
+)
+
+from . import offers as svc
+from .forms import ImportForm, LineForm, OfferForm, PriceForm, ProductForm, language_rows
+from .models import STATE_LABELS, Offer, OfferLine, Product, ProductPrice
+from .pricing import company_country
+from .products_import import import_products
+
+bp = Blueprint("documents", __name__, static_folder="static")
+
+PAGE_SIZE = 50
+
+
+def _today() -> date:
+    return svc.local_today()
+
+
+def _stale() -> Any:
+    flash(_("Someone else changed this offer meanwhile; nothing was overwritten. Reload the "
+            "page and try again."), "error")
+
+
+def _version_ok(offer: Offer) -> bool:
+    """The form's version is the offer's current one (else a flashed conflict)."""
+    try:
+        submitted = int(request.form.get("version", ""))
+    except ValueError:
+        submitted = -1
+    if submitted != offer.version:
+        _stale()
+        return False
+    return True
+
+
+def _commit_or_conflict() -> bool:
+    try:
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        _stale()
+        return False
+    return True
+
+
+# -- products ----------------------------------------------------------------------------------
+@bp.route("/products")
+@permission_required("documents.manage")
+def products():
+    query = (request.args.get("q") or "").strip()
+    stmt = select(Product).order_by(Product.sku)
+    if query:
+        like = f"%{query}%"
+        stmt = stmt.where(or_(Product.sku.ilike(like), Product.name.ilike(like)))
+    page = max(request.args.get("page", 1, type=int), 1)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = list(db.session.scalars(stmt.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
+    currency, today = company_currency(), _today()
+    prices: dict[int, ProductPrice] = {}
+    for row in db.session.scalars(  # one query: the latest row on or before today wins
+            select(ProductPrice).where(ProductPrice.product_id.in_([p.id for p in rows]),
+                                       ProductPrice.currency == currency,
+                                       ProductPrice.valid_from <= today)
+            .order_by(ProductPrice.valid_from)):
+        prices[row.product_id] = row
+    return render_template("documents/products.html", products=rows, prices=prices,
+                           currency=currency, query=query, page=page, total=total,
+                           pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
+
+
+def _language_values(prefix: str) -> dict[str, str]:
+    values = {}
+    for key, value in request.form.items():
+        if key.startswith(prefix) and value.strip():
+            values[key[len(prefix):][:16]] = value.strip()
+    return values
+
+
+@bp.route("/products/new", methods=["GET", "POST"])
+@bp.route("/products/<int:product_id>", methods=["GET", "POST"])
+@permission_required("documents.manage")
+def product_form(product_id: int | None = None):
+    product = db.get_or_404(Product, product_id) if product_id else None
+    form = ProductForm(obj=product)
+    if request.method == "GET" and product is not None:
+        form.stock.data = "" if product.stock is None else str(product.stock)
+    if form.validate_on_submit():
+        duplicate = db.session.scalar(select(Product.id).where(
+            Product.sku == form.sku.data.strip(), Product.id != (product_id or 0)))
+        if duplicate:
+            form.sku.errors.append(_("Another product has this SKU."))
+        else:
+            if product is None:
+                product = Product()
+                db.session.add(product)
+            product.sku, product.name = form.sku.data.strip(), form.name.data.strip()
+            product.unit, product.vat_category = form.unit.data.strip(), form.vat_category.data
+            product.track_stock, product.active = form.track_stock.data, form.active.data
+            product.stock = svc.to_decimal(form.stock.data)
+            product.names = _language_values("name_")
+            product.descriptions = _language_values("description_")
+            db.session.commit()
+            flash(_("Product saved."), "success")
+            return redirect(url_for(".product_form", product_id=product.id))
+    rows = language_rows(product.names if product else None,
+                         product.descriptions if product else None)
+    price_form = PriceForm(formdata=None, currency=company_currency(), valid_from=_today())
+    return render_template("documents/product_form.html", form=form, product=product,
+                           name_rows=rows, price_form=price_form,
+                           country=company_country())
+
+
+@bp.route("/products/<int:product_id>/prices", methods=["POST"])
+@permission_required("documents.manage")
+def product_price(product_id: int):
+    """A new dated price (or a correction of the row with the same currency and date)."""
+    product = db.get_or_404(Product, product_id)
+    form = PriceForm()
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            for error in errors:
+                flash(error, "error")
+        return redirect(url_for(".product_form", product_id=product.id))
+    try:
+        price = svc.to_decimal(form.price.data)
+    except svc.OfferError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for(".product_form", product_id=product.id))
+    if price is None or price < 0:
+        flash(_("A price cannot be negative."), "error")
+        return redirect(url_for(".product_form", product_id=product.id))
+    currency = form.currency.data.upper()
+    row = db.session.scalar(select(ProductPrice).where(
+        ProductPrice.product_id == product.id, ProductPrice.currency == currency,
+        ProductPrice.valid_from == form.valid_from.data))
+    if row is None:
+        db.session.add(ProductPrice(product_id=product.id, currency=currency, price=price,
+                                    valid_from=form.valid_from.data))
+    else:
+        row.price = price
+    db.session.commit()
+    flash(_("Price saved."), "success")
+    return redirect(url_for(".product_form", product_id=product.id))
+
+
+@bp.route("/products/import", methods=["GET", "POST"])
+@permission_required("documents.manage")
+def product_import():
+    form = ImportForm()
+    result = None
+    if request.method == "GET":
+        form.valid_from.data = _today()
+    if form.validate_on_submit():
+        raw = form.file.data.read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            flash(_("The file is not UTF-8 text."), "error")
+        else:
+            result = import_products(text, valid_from=form.valid_from.data,
+                                     country=company_country())
+            db.session.commit()
+            flash(ngettext("%(num)d product created, %(updated)s updated.",
+                           "%(num)d products created, %(updated)s updated.",
+                           result.created, updated=result.updated), "success")
+    return render_template("documents/product_import.html", form=form, result=result)
+
+
+# -- offers ------------------------------------------------------------------------------------
+@bp.route("/offers")
+@permission_required("documents.read")
+def offers():
+    state = request.args.get("state") or ""
+    stmt = (visible(Offer).where(Offer.is_current.is_(True))
+            .order_by(Offer.created_at.desc(), Offer.id.desc()))
+    if state in STATE_LABELS:
+        stmt = stmt.where(Offer.state == state)
+    page = max(request.args.get("page", 1, type=int), 1)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = list(db.session.scalars(stmt.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
+    partners = {p.id: p for p in db.session.scalars(
+        select(Partner).where(Partner.id.in_({o.partner_id for o in rows})))}
+    return render_template("documents/offers.html", offers=rows, partners=partners,
+                           state=state, states=STATE_LABELS, page=page, total=total,
+                           pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+                           number=svc.display_number)
+
+
+def _deal_or_404(deal_id: int | None) -> int | None:
+    """A deal the user may see (only when pipeline is enabled), else 404; None stays None."""
+    if not deal_id:
+        return None
+    if not svc.pipeline_enabled():
+        abort(404)
+    from addons.pipeline.models import Deal  # lazy: pipeline is optional
+
+    return get_or_404(Deal, deal_id).id
+
+
+@bp.route("/offers/new", methods=["GET", "POST"])
+@permission_required("documents.write")
+def offer_new():
+    form = OfferForm()
+    if request.method == "GET":
+        partner_id = request.args.get("partner_id", type=int)
+        form.partner_id.data = partner_id
+        form.deal_id.data = request.args.get("deal_id", type=int)
+        form.currency.data = company_currency()
+        form.offer_date.data = _today()
+        if partner_id:
+            partner = get_or_404(Partner, partner_id)
+            form.lang.data = partner.lang if partner.lang in dict(form.lang.choices) else "en"
+    if form.validate_on_submit():
+        partner = get_or_404(Partner, form.partner_id.data)
+        try:
+            offer = svc.create_offer(
+                partner, user=current_user, currency=form.currency.data,
+                lang=form.lang.data, deal_id=_deal_or_404(form.deal_id.data),
+                offer_date=form.offer_date.data, valid_until=form.valid_until.data,
+                payment_terms=form.payment_terms.data or None, notes=form.notes.data or None)
+        except svc.OfferError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            return redirect(url_for(".offer", offer_id=offer.id))
+    partners = _partner_choices()
+    return render_template("documents/offer_form.html", form=form, offer=None,
+                           partners=partners)
+
+
+def _partner_choices() -> list[Partner]:
+    return list(db.session.scalars(visible(Partner).where(Partner.active.is_(True))
+                                   .order_by(Partner.name).limit(500)))
+
+
+@bp.route("/offers/<int:offer_id>/edit", methods=["GET", "POST"])
+@permission_required("documents.write")
+def offer_edit(offer_id: int):
+    offer = get_or_404(Offer, offer_id)
+    if not svc.editable(offer):
+        flash(_("Only a draft can be changed; re-issue the offer as a new revision."), "error")
+        return redirect(url_for(".offer", offer_id=offer.id))
+    form = OfferForm(obj=offer)
+    if form.validate_on_submit():
+        if _version_ok(offer):
+            partner = get_or_404(Partner, form.partner_id.data)
+            try:
+                svc.update_offer(offer, partner_id=partner.id,
+                                 currency=form.currency.data.upper(), lang=form.lang.data,
+                                 offer_date=form.offer_date.data,
+                                 valid_until=form.valid_until.data,
+                                 payment_terms=form.payment_terms.data or None,
+                                 notes=form.notes.data or None,
+                                 deal_id=_deal_or_404(form.deal_id.data))
+            except svc.OfferError as exc:
+                db.session.rollback()
+                flash(str(exc), "error")
+            else:
+                if _commit_or_conflict():
+                    flash(_("Offer saved."), "success")
+                return redirect(url_for(".offer", offer_id=offer_id))
+    form.version.data = offer.version
+    return render_template("documents/offer_form.html", form=form, offer=offer,
+                           partners=_partner_choices())
+
+
+def _line_form(offer: Offer) -> LineForm:
+    form = LineForm()
+    products = db.session.scalars(select(Product).where(Product.active.is_(True))
+                                  .order_by(Product.sku).limit(1000))
+    form.product_id.choices = [("", _("Free text"))] + [
+        (str(p.id), f"{p.sku} · {svc.product_name(p, offer.lang)}") for p in products]
+    form.version.data = offer.version
+    return form
+
+
+@bp.route("/offers/<int:offer_id>")
+@permission_required("documents.read")
+def offer(offer_id: int):
+    offer = get_or_404(Offer, offer_id)
+    partner = db.session.get(Partner, offer.partner_id)
+    warnings = svc.outdated_prices(offer)
+    issues = svc.stock_issues(offer)
+    history = [o for o in svc.revisions(offer) if o.id == offer.id
+               or db.session.scalar(visible(Offer).where(Offer.id == o.id)) is not None]
+    return render_template(
+        "documents/offer.html", offer=offer, partner=partner, totals=svc.totals_of(offer),
+        warnings=warnings, issues=issues, flagged=svc.flagged_line_ids(offer),
+        next_states=svc.allowed_states(offer), state_label=svc.state_label,
+        editable=svc.editable(offer), line_form=_line_form(offer) if svc.editable(offer)
+        else None, revisions=history, number=svc.display_number,
+        can_write=current_user.has_permission("documents.write"),
+        can_revise=offer.is_current and offer.state in ("sent", "declined"),
+        model=svc.MODEL)
+
+
+def _guarded(offer_id: int) -> tuple[Offer, bool]:
+    offer = get_or_404(Offer, offer_id)
+    return offer, _version_ok(offer)
+
+
+@bp.route("/offers/<int:offer_id>/lines", methods=["POST"])
+@permission_required("documents.write")
+def offer_line_add(offer_id: int):
+    offer, fresh = _guarded(offer_id)
+    if fresh:
+        form = _line_form(offer)
+        if not form.validate_on_submit():
+            for errors in form.errors.values():
+                for error in errors:
+                    flash(error, "error")
+        else:
+            product = None
+            if form.product_id.data:
+                product = db.session.get(Product, int(form.product_id.data)) \
+                    if form.product_id.data.isdigit() else None
+                if product is None:
+                    abort(404)
+            try:
+                svc.add_line(offer, product=product, description=form.description.data,
+                             quantity=form.quantity.data, unit=form.unit.data or None,
+                             unit_price=form.unit_price.data, discount=form.discount.data,
+                             vat_rate=form.vat_rate.data)
+            except (svc.OfferError, RateNotFound) as exc:
+                db.session.rollback()
+                flash(str(exc), "error")
+            else:
+                _commit_or_conflict()
+    return redirect(url_for(".offer", offer_id=offer_id))
+
+
+def _line_of(offer: Offer, line_id: int) -> OfferLine:
+    line = db.session.get(OfferLine, line_id)
+    if line is None or line.offer_id != offer.id:
+        abort(404)
+    return line
+
+
+@bp.route("/offers/<int:offer_id>/lines/<int:line_id>/delete", methods=["POST"])
+@permission_required("documents.write")
+def offer_line_delete(offer_id: int, line_id: int):
+    offer, fresh = _guarded(offer_id)
+    if fresh:
+        try:
+            svc.remove_line(offer, _line_of(offer, line_id))
+        except svc.OfferError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            _commit_or_conflict()
+    return redirect(url_for(".offer", offer_id=offer_id))
+
+
+@bp.route("/offers/<int:offer_id>/lines/<int:line_id>/price", methods=["POST"])
+@permission_required("documents.write")
+def offer_line_price(offer_id: int, line_id: int):
+    offer, fresh = _guarded(offer_id)
+    if fresh:
+        try:
+            svc.refresh_price(offer, _line_of(offer, line_id))
+        except svc.OfferError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            _commit_or_conflict()
+    return redirect(url_for(".offer", offer_id=offer_id))
+
+
+@bp.route("/offers/<int:offer_id>/state/<state>", methods=["POST"])
+@permission_required("documents.write")
+def offer_state(offer_id: int, state: str):
+    offer, fresh = _guarded(offer_id)
+    if fresh:
+        try:
+            svc.change_state(offer, state, user=current_user)
+        except svc.OfferError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            if _commit_or_conflict():
+                flash(_("Offer is now: %(state)s", state=svc.state_label(state)), "success")
+    return redirect(url_for(".offer", offer_id=offer_id))
+
+
+@bp.route("/offers/<int:offer_id>/revise", methods=["POST"])
+@permission_required("documents.write")
+def offer_revise(offer_id: int):
+    offer, fresh = _guarded(offer_id)
+    if not fresh:
+        return redirect(url_for(".offer", offer_id=offer_id))
+    try:
+        new = svc.revise(offer, user=current_user)
+    except svc.OfferError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for(".offer", offer_id=offer_id))
+    if not _commit_or_conflict():
+        return redirect(url_for(".offer", offer_id=offer_id))
+    flash(_("Revision %(revision)s created.", revision=new.revision), "success")
+    return redirect(url_for(".offer", offer_id=new.id))
+
+
+# -- panels on other addons' pages (template hooks) ---------------------------------------------
+def render_partner_offers(partner: Any = None, **_ctx: Any) -> Markup:
+    """`contacts.card.sidebar`: the client's current offers the user may see."""
+    if partner is None or not current_user.is_authenticated \
+            or not current_user.has_permission("documents.read"):
+        return Markup("")
+    rows = list(db.session.scalars(
+        visible(Offer).where(Offer.partner_id == partner.id, Offer.is_current.is_(True))
+        .order_by(Offer.id.desc()).limit(11)))
+    return Markup(render_template(  # noqa: S704 - an autoescaped template we own
+        "documents/offer_partner_panel.html", partner=partner, offers=rows[:10],
+        more=len(rows) > 10, number=svc.display_number, state_label=svc.state_label,
+        can_write=current_user.has_permission("documents.write")))
+
+
+def render_deal_offers(deal: Any = None, **_ctx: Any) -> Markup:
+    """`pipeline.deal.main` (registered only with pipeline enabled): the deal's offers."""
+    if deal is None or not current_user.is_authenticated \
+            or not current_user.has_permission("documents.read"):
+        return Markup("")
+    rows = list(db.session.scalars(
+        visible(Offer).where(Offer.deal_id == deal.id, Offer.is_current.is_(True))
+        .order_by(Offer.id.desc())))
+    return Markup(render_template(  # noqa: S704 - an autoescaped template we own
+        "documents/offer_deal_panel.html", deal=deal, offers=rows, number=svc.display_number,
+        state_label=svc.state_label,
+        can_write=current_user.has_permission("documents.write")))
+
+
+from . import file_views  # noqa: E402,F401,I001
+from . import public  # noqa: E402,F401,I001
+from . import sending  # noqa: E402,F401,I001
+from . import template_views  # noqa: E402,F401,I001
