@@ -16,6 +16,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,52 @@ def login() -> Callable[..., Any]:
                                            "csrf_token": token})
 
     return do_login
+
+
+# -- real browser tests -------------------------------------------------------------------
+#: Debian's Chromium (package `chromium`); a test never downloads a browser of its own.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+#: A ceiling for waits on a shared machine, not an assertion about speed.
+BROWSER_TIMEOUT_MS = 30_000
+requires_chromium = pytest.mark.skipif(
+    not CHROMIUM.is_file(), reason="needs Debian's Chromium at /usr/bin/chromium "
+                                   "(run `bash scripts/check-system.sh --test` as root)")
+
+
+@contextmanager
+def live_server(app: Flask) -> Iterator[str]:
+    """Serve `app` on a free loopback port in a background thread; yields its base URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="birga-live-server",
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    """A headless Chromium driven by Playwright, launched from Debian's binary."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

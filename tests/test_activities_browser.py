@@ -17,15 +17,12 @@ from flask import Flask
 
 from core.extensions import db
 from core.security import assign_roles
-from core.testing import TEST_PASSWORD
-
-from .test_browser import CHROMIUM, TIMEOUT_MS, chromium, serve  # noqa: F401 - a fixture
+from core.testing import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from core.testing import TEST_PASSWORD, live_server, requires_chromium
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(),
-                       reason="needs Debian's Chromium at /usr/bin/chromium "
-                              "(run `bash scripts/check-system.sh --test` as root)"),
+    requires_chromium,
 ]
 
 
@@ -37,10 +34,10 @@ def rec_app(fx_app) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def live_page(rec_app: Flask, chromium: Any) -> Iterator[tuple[Any, list[str]]]:  # noqa: F811
+def live_page(rec_app: Flask, chromium: Any) -> Iterator[tuple[Any, list[str]]]:
     """A browser page on the app served from a background thread, and the problems it saw
     (script errors, CSP violations, failed requests)."""
-    with serve(rec_app) as base_url:
+    with live_server(rec_app) as base_url:
         context = chromium.new_context(base_url=base_url, locale="en-US",
                                       viewport={"width": 1280, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)

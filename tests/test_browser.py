@@ -12,59 +12,21 @@ browser); `scripts/check-system.sh --test` installs it.
 """
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from core.i18n import merge_catalogs
-from core.testing import TEST_PASSWORD
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-TIMEOUT_MS = 20_000  # generous: the machine is shared; this is a ceiling, not an assertion
+from core.testing import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from core.testing import TEST_PASSWORD, live_server, requires_chromium
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(),
-                       reason="needs Debian's Chromium at /usr/bin/chromium "
-                              "(run `bash scripts/check-system.sh --test` as root)"),
+    requires_chromium,
 ]
-
-
-@contextmanager
-def serve(app: Flask) -> Iterator[str]:
-    """Serve `app` on a free loopback port in a background thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="birga-live-server",
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-@pytest.fixture
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def latvian(app: Flask, message: str) -> str:
@@ -82,7 +44,7 @@ def test_admin_switches_to_latvian_and_opens_addons_through_the_menu(
         "the test needs Latvian words that differ from the English source")
     admin = make_user("admin", is_admin=True)
 
-    with serve(app) as base_url:
+    with live_server(app) as base_url:
         context = chromium.new_context(base_url=base_url, locale="en-US",
                                       viewport={"width": 1280, "height": 800})
         context.set_default_timeout(TIMEOUT_MS)

@@ -12,14 +12,12 @@ import pytest
 from flask import Flask
 
 from core.i18n import merge_catalogs
-from core.testing import TEST_PASSWORD
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, serve
+from core.testing import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from core.testing import CHROMIUM, CHROMIUM_ARGS, TEST_PASSWORD, live_server, requires_chromium
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(),
-                       reason="needs Debian's Chromium at /usr/bin/chromium "
-                              "(run `bash scripts/check-system.sh --test` as root)"),
+    requires_chromium,
 ]
 
 CSV = ("Vārds;Uzvārds;Tālrunis;E-pasts;Pilsēta\n"
@@ -57,7 +55,7 @@ def test_import_a_csv_find_a_person_by_folded_search_and_open_the_card_in_romani
     assert dashboard != "Dashboard", "the Romanian catalogue must translate the menu"
     admin = make_user("admin", is_admin=True)
 
-    with serve(app) as base_url:
+    with live_server(app) as base_url:
         context = browser.new_context(base_url=base_url, locale="en-US",
                                        viewport={"width": 1280, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)

@@ -10,64 +10,24 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 import pytest
-from flask import Flask
-from werkzeug.serving import make_server
 
 from addons.contacts.models import Partner
 from addons.documents.models import Offer
 from core.api import assign_roles, db
 from core.storage import Attachment
-from core.testing import TEST_PASSWORD
+from core.testing import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from core.testing import TEST_PASSWORD, live_server, requires_chromium
 
 from .test_sending import SENDER, Inbox, free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-TIMEOUT_MS = 30_000  # a ceiling on a shared machine, not an assertion
-
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(),
-                       reason="needs Debian's Chromium at /usr/bin/chromium "
-                              "(run `bash scripts/check-system.sh --test` as root)"),
+    requires_chromium,
     pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext"),
 ]
-
-
-@contextmanager
-def serve(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="birga-live-server",
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-@pytest.fixture
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
@@ -101,7 +61,7 @@ def test_offer_from_a_deal_is_sent_previewed_and_downloaded(make_app, make_user,
         db.session.commit()
         deal_id, client_id = deal.id, client.id
 
-    with serve(app) as base_url:
+    with live_server(app) as base_url:
         context = chromium.new_context(base_url=base_url, locale="lv-LV", accept_downloads=True,
                                        viewport={"width": 1280, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)

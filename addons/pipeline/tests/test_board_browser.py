@@ -8,63 +8,21 @@ reason dialog) under the real Content-Security-Policy. Expected words come from 
 """
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
-
 import pytest
-from flask import Flask
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from addons.pipeline.models import Deal, LostReason
 from addons.pipeline.state import create_deal, seed_defaults
 from core.api import assign_roles, db
 from core.i18n import merge_catalogs
-from core.testing import TEST_PASSWORD
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-TIMEOUT_MS = 20_000  # a ceiling on a shared machine, not an assertion
+from core.testing import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from core.testing import TEST_PASSWORD, live_server, requires_chromium
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.addons("pipeline"),
-    pytest.mark.skipif(not CHROMIUM.is_file(),
-                       reason="needs Debian's Chromium at /usr/bin/chromium "
-                              "(run `bash scripts/check-system.sh --test` as root)"),
+    requires_chromium,
 ]
-
-
-@contextmanager
-def serve(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="birga-live-server",
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-@pytest.fixture
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_in_kazakh_drag_a_deal_forward_and_one_to_lost_with_a_reason(app, make_user,
@@ -81,7 +39,7 @@ def test_in_kazakh_drag_a_deal_forward_and_one_to_lost_with_a_reason(app, make_u
     reason = db.session.scalar(select(LostReason).where(LostReason.name == "No budget"))
     ids = {"forward": forward.id, "doomed": doomed.id}
 
-    with serve(app) as base_url:
+    with live_server(app) as base_url:
         context = chromium.new_context(base_url=base_url, locale="kk-KZ",
                                       viewport={"width": 1500, "height": 900})
         context.set_default_timeout(TIMEOUT_MS)
