@@ -50,8 +50,14 @@ def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
     Numbers that do not parse as valid are kept as their digits (old systems hold odd
     numbers), so nothing typed is lost; they still match each other exactly.
     """
+    return normalize_phone_parts(raw, region)[0]
+
+
+def normalize_phone_parts(raw: str | None, region: str | None = None
+                          ) -> tuple[str | None, str | None]:
+    """(`normalize_phone(raw)`, the national number as digits or None), parsing once."""
     if not raw or not raw.strip():
-        return None
+        return None, None
     text = raw.strip()
     if text.startswith("00"):
         text = "+" + text[2:]
@@ -59,11 +65,12 @@ def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
         number = phonenumbers.parse(text, region or default_region())
     except phonenumbers.NumberParseException:
         digits = re.sub(r"\D", "", text)
-        return digits or None
+        return digits or None, None
     if phonenumbers.is_possible_number(number):
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+                str(number.national_number))
     digits = re.sub(r"\D", "", text)
-    return digits or None
+    return digits or None, None
 
 
 def display_phone(e164: str | None, region: str | None = None) -> str:
@@ -194,6 +201,26 @@ def _prefix(word: str):
     ))
 
 
+def query_terms(query: str) -> tuple[list[str], list[str]]:
+    """(phone forms, words) of a search query; one of them is empty.
+
+    A query that is mostly digits is a phone number typed any way: its full digits, without a
+    national trunk prefix (0 in most of Europe, 8 in RU/KZ), and normalised with the firm's
+    region. Anything else is up to six folded words.
+    """
+    compact = re.sub(r"[\s()+\-.]", "", query)
+    digits = re.sub(r"\D", "", query)
+    if len(digits) >= 5 and len(digits) == len(compact):
+        forms = {digits}
+        if digits[0] in "08":
+            forms.add(digits[1:])
+        normalized = normalize_phone(query)
+        if normalized:
+            forms.add(re.sub(r"\D", "", normalized))
+        return sorted(forms), []
+    return [], [w for w in fold(query).split(" ") if w][:6]
+
+
 def search_condition(query: str):
     """A SQL condition: partners having a token that starts with every folded query word.
 
@@ -203,18 +230,10 @@ def search_condition(query: str):
     """
     from sqlalchemy import and_, or_
 
-    compact = re.sub(r"[\s()+\-.]", "", query)
-    digits = re.sub(r"\D", "", query)
-    if len(digits) >= 5 and len(digits) == len(compact):
-        candidates = {digits}
-        if digits[0] in "08":  # a national trunk prefix (0 in most of Europe, 8 in RU/KZ)
-            candidates.add(digits[1:])
-        normalized = normalize_phone(query)
-        if normalized:
-            candidates.add(re.sub(r"\D", "", normalized))
-        return or_(*(_prefix(c) for c in sorted(candidates)))
-    words = [w for w in fold(query).split(" ") if w]
-    return and_(*(_prefix(w) for w in words[:6])) if words else None
+    phone_forms, words = query_terms(query)
+    if phone_forms:
+        return or_(*(_prefix(c) for c in phone_forms))
+    return and_(*(_prefix(w) for w in words)) if words else None
 
 
 def _token_range(word: str):
@@ -229,18 +248,11 @@ def search_ids(query: str):
     which for a rare name means every row; an id subquery lets the database start from the
     token index (the list page uses this). Several words intersect; a phone's forms unite.
     """
-    compact = re.sub(r"[\s()+\-.]", "", query)
-    digits = re.sub(r"\D", "", query)
-    if len(digits) >= 5 and len(digits) == len(compact):
-        candidates = {digits}
-        if digits[0] in "08":
-            candidates.add(digits[1:])
-        normalized = normalize_phone(query)
-        if normalized:
-            candidates.add(re.sub(r"\D", "", normalized))
+    phone_forms, words = query_terms(query)
+    if phone_forms:
         return select(SearchToken.partner_id).where(
-            or_(*(_token_range(c) for c in sorted(candidates))))
-    words = sorted({w for w in fold(query).split(" ") if w}, key=len, reverse=True)[:6]
+            or_(*(_token_range(c) for c in phone_forms)))
+    words = sorted(set(words), key=len, reverse=True)
     if not words:
         return None
     selects = [select(SearchToken.partner_id).where(_token_range(w)) for w in words]
@@ -265,26 +277,6 @@ def fold_fast(text: str | None) -> str:
         lowered = text.lower().replace("'", "").replace("`", "")
         return " ".join(_FOLD_NON_WORD.sub(" ", lowered).split())
     return fold(text)
-
-
-def normalize_phone_parts(raw: str | None, region: str | None = None
-                          ) -> tuple[str | None, str | None]:
-    """(`normalize_phone(raw)`, the national number as digits or None), parsing once."""
-    if not raw or not raw.strip():
-        return None, None
-    text = raw.strip()
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    try:
-        number = phonenumbers.parse(text, region or default_region())
-    except phonenumbers.NumberParseException:
-        digits = re.sub(r"\D", "", text)
-        return digits or None, None
-    if phonenumbers.is_possible_number(number):
-        return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-                str(number.national_number))
-    digits = re.sub(r"\D", "", text)
-    return digits or None, None
 
 
 def bulk_search_tokens(texts: Iterable[str | None], phones: Iterable[tuple[str, str | None]],
