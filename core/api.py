@@ -129,3 +129,7 @@ from .activities import (  # noqa: E402
 
 __all__ += ["Activity", "ActivityError", "ActivityType", "mark_done", "schedule_activity",
             "seed_activity_types", "visible_activities"]
+# Fast links for list pages (core.web); also a Jinja global of the same name.
+from .web import url_pattern  # noqa: E402
+
+__all__ += ["url_pattern"]

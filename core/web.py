@@ -1,9 +1,10 @@
 """The kernel's web layer: blueprints, Jinja globals, error pages and security headers."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, render_template
+from flask import Blueprint, Flask, current_app, render_template, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -35,6 +36,21 @@ def hook(name: str, **ctx: Any) -> Markup:
     return current_app.extensions["birga"].registry.render_hook(name, **ctx)
 
 
+#: Stands in for a row's id while the URL is built once; an int converter accepts it as is.
+_ID_MARKER = 987654321
+
+
+def url_pattern(endpoint: str, key: str, **values: Any) -> Callable[[Any], str]:
+    """`url_for` once, then a string join per row: `card = url_pattern("x.card", "id")`,
+    `card(7)`. Building a URL costs Werkzeug ~15 µs; a list links every row, often twice.
+    For routes whose `key` part is an int (or any value the converter writes unchanged)."""
+    built = url_for(endpoint, **{key: _ID_MARKER}, **values)
+    head, found, tail = built.partition(str(_ID_MARKER))
+    if not found:  # the converter changed the value: build each URL the slow way
+        return lambda value: url_for(endpoint, **{key: value}, **values)
+    return lambda value: f"{head}{value}{tail}"
+
+
 def _globals() -> dict[str, Any]:
     registry = current_app.extensions["birga"].registry
     return {
@@ -44,6 +60,7 @@ def _globals() -> dict[str, Any]:
         "current_locale": str(get_locale() or "en"),
         "action_form": ActionForm,
         "now_utc": utcnow,
+        "url_pattern": url_pattern,
     }
 
 

@@ -1,0 +1,35 @@
+"""Kernel helpers for fast pages give the same answers as the slow paths they replace."""
+from __future__ import annotations
+
+from flask import render_template_string, url_for
+from flask_babel import force_locale, gettext
+
+from core.i18n import current_translations
+from core.web import url_pattern
+
+
+def test_url_pattern_builds_the_same_links_as_url_for(app):
+    with app.test_request_context("/"):
+        link = url_pattern("security.user_edit", "user_id")
+        for user_id in (1, 7, 987654321, 2**40):
+            assert link(user_id) == url_for("security.user_edit", user_id=user_id)
+
+
+def test_url_pattern_keeps_the_script_root(app):
+    with app.test_request_context("/", base_url="http://example.test/crm/"):
+        link = url_pattern("security.user_edit", "user_id")(5)
+        assert link == url_for("security.user_edit", user_id=5)
+        assert link.startswith("/crm/admin/access/")
+
+
+def test_template_gettext_follows_force_locale_within_one_request(app):
+    template = "{{ _('Sign out') }}"
+    with app.test_request_context("/"):
+        with force_locale("ru"):
+            russian = render_template_string(template)
+            assert current_translations() is current_translations()  # cached per locale
+        with force_locale("lv"):
+            latvian = render_template_string(template)
+            assert gettext("Sign out") == latvian
+        english = render_template_string(template)
+    assert (russian, latvian, english) == ("Выйти", "Atteikties", "Sign out")
