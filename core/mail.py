@@ -14,7 +14,8 @@ Why it works this way:
   keeps). The recipient's language picks the template (`uz_Cyrl`, then `uz`, then English), and
   `flask_babel.force_locale` makes dates, numbers and money format the recipient's way.
 - **Templates render in Jinja's `ImmutableSandboxedEnvironment` with plain data only**
-  (str, numbers, dates, None, and dicts/lists of those). Admins edit these texts, so a template
+  (str, numbers, dates, None, and dicts/lists of those), the kernel's one sandbox
+  (`core.sandbox`, shared with document templates). Admins edit these texts, so a template
   must not reach Python internals (`{{ ''.__class__.__mro__ }}` is refused) nor an ORM object
   whose attributes or lazy loads would leak other records. Undefined names are errors, not empty
   strings, so a typo never sends "Dear ,".
@@ -41,8 +42,6 @@ import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time
-from decimal import Decimal
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -55,11 +54,12 @@ from flask_babel import force_locale, gettext, ngettext
 from flask_babel import gettext as _
 from huey.api import Result
 from jinja2 import StrictUndefined, TemplateError, TemplateNotFound
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 
 from .formatting import FILTERS
 from .jobs import once, task
 from .models import utcnow
+from .sandbox import PlainDataError, StrictSandbox, TemplateRenderError, check_plain, make_sandbox
 from .signals import mail_sent
 
 __all__ = [
@@ -69,7 +69,6 @@ __all__ = [
 
 #: A template: a file name under `templates/mail/<language>/`, or sources by language.
 Template = str | Mapping[str, str]
-PLAIN_SCALARS = (str, int, float, Decimal, bool, date, datetime, time, type(None))
 _LANGUAGE = re.compile(r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
 _BAD_HEADER_CHARS = ("\r", "\n", "\0")
 ENV_KEY = "birga.mail.env"
@@ -79,11 +78,11 @@ class MailError(Exception):
     """Base class of every e-mail error; the message is translated and safe to show."""
 
 
-class MailTemplateError(MailError):
+class MailTemplateError(MailError, TemplateRenderError):
     """A template is missing, broken, or tried something the sandbox forbids."""
 
 
-class MailContextError(MailError, TypeError):
+class MailContextError(MailError, PlainDataError):
     """The context holds something other than plain data (e.g. an ORM object)."""
 
 
@@ -139,27 +138,7 @@ def _sender(app: Flask) -> str:
     return _check_address(str(sender))
 
 
-# -- plain data and headers ---------------------------------------------------------------
-def check_plain(value: Any, path: str = "context") -> None:
-    """Refuse anything but plain data, naming where it was found."""
-    if isinstance(value, PLAIN_SCALARS):
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise MailContextError(_("%(path)s has a key that is not text.", path=path))
-            check_plain(item, f"{path}[{key!r}]")
-        return
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            check_plain(item, f"{path}[{index}]")
-        return
-    raise MailContextError(_(
-        "%(path)s is a %(type)s; mail templates take plain data only (text, numbers, dates, "
-        "lists and dicts of them), never database objects.",
-        path=path, type=type(value).__name__))
-
-
+# -- headers ------------------------------------------------------------------------------
 def _check_header(value: str, what: str) -> str:
     if any(ch in value for ch in _BAD_HEADER_CHARS):
         raise HeaderInjectionError(_("A line break in %(what)s is refused: it could add forged "
@@ -196,14 +175,13 @@ def _attachments(items: Sequence[Attachment | tuple]) -> list[Attachment]:
 
 
 # -- templates ----------------------------------------------------------------------------
-def _environment(app: Flask, autoescape: bool) -> ImmutableSandboxedEnvironment:
+def _environment(app: Flask, autoescape: bool) -> StrictSandbox:
     envs = app.extensions.setdefault(ENV_KEY, {})
     if autoescape not in envs:
-        env = ImmutableSandboxedEnvironment(loader=app.jinja_loader, autoescape=autoescape,
-                                            undefined=StrictUndefined, auto_reload=app.debug)
-        env.filters.update(FILTERS)
-        env.globals.update({"_": gettext, "gettext": gettext, "ngettext": ngettext})
-        envs[autoescape] = env
+        envs[autoescape] = make_sandbox(
+            loader=app.jinja_loader, autoescape=autoescape, undefined=StrictUndefined,
+            auto_reload=app.debug, filters=FILTERS, jinja_globals=True,
+            globals={"_": gettext, "gettext": gettext, "ngettext": ngettext})
     return envs[autoescape]
 
 
@@ -313,7 +291,7 @@ def render_mail(to: str | Sequence[str], subject_template: Template, body_templa
                 timezone: str | None = None, reply_to: str | None = None) -> EmailMessage:
     """The finished message, rendered in `language`; nothing is sent."""
     app = current_app._get_current_object()
-    check_plain(dict(context))
+    check_plain(dict(context), error=MailContextError)
     recipients = _addresses(to)
     files = _attachments(attachments)
     sender = _sender(app)

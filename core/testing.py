@@ -5,6 +5,7 @@ Fixtures:
   enabled (and their dependencies), schema created from the models.
 - `app`, `client`: the same with the addons named by `@pytest.mark.addons("a", "b")`.
 - `make_user(login, password=..., is_admin=False)` and `login(client, user)`.
+- `smtp_inbox`: a real SMTP server on loopback keeping what the app sends (`SmtpInbox`).
 
 The database is SQLite in the test's temporary folder, or PostgreSQL when
 `BIRGA_TEST_DATABASE_URL` is set: every app gets its own schema there, dropped afterwards.
@@ -14,9 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +263,97 @@ def login() -> Callable[..., Any]:
                                            "csrf_token": token})
 
     return do_login
+
+
+# -- a real SMTP server on loopback --------------------------------------------------------
+#: The sender address `SmtpInbox.config()` sets unless told otherwise.
+TEST_SENDER = "Birga CRM <crm@birga.test>"
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message as the SMTP server accepted it: the envelope, the bytes, the parsed mail."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+    message: EmailMessage
+
+
+class SmtpInbox:
+    """An aiosmtpd handler keeping every message it accepts and every login it saw.
+
+    Mail is read back as sent over the wire, so a test checks what a recipient would get.
+    Messages arrive on aiosmtpd's thread; `send_mail` returns only after the server accepted,
+    but a job or a request in another thread may not have sent yet, hence `wait_for`.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.deliveries: list[Delivery] = []
+        self.logins: list[tuple[str, str]] = []
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        """The parsed messages, oldest first."""
+        return [d.message for d in self.deliveries]
+
+    def config(self, sender: str | None = TEST_SENDER) -> dict[str, Any]:
+        """`make_app(..., **inbox.config())`: the app's mail settings pointing here."""
+        settings: dict[str, Any] = {"BIRGA_MAIL_SERVER": self.host, "BIRGA_MAIL_PORT": self.port}
+        if sender is not None:
+            settings["BIRGA_MAIL_FROM"] = sender
+        return settings
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[EmailMessage]:
+        """The messages once `count` have arrived (or `timeout` seconds passed: a ceiling on a
+        shared machine, not a speed assertion; the caller's unpacking then fails)."""
+        deadline = time.monotonic() + timeout
+        while len(self.deliveries) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.messages
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's API
+            self, server: Any, session: Any, envelope: Any) -> str:
+        from email import message_from_bytes, policy
+
+        raw = envelope.original_content or envelope.content
+        self.deliveries.append(Delivery(envelope.mail_from, list(envelope.rcpt_tos), raw,
+                                        message_from_bytes(raw, policy=policy.default)))
+        return "250 Message accepted"
+
+    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                     auth_data: Any) -> Any:
+        """Accepts any login (AUTH over plain SMTP) and records it."""
+        from aiosmtpd.smtp import AuthResult
+
+        self.logins.append((auth_data.login.decode(), auth_data.password.decode()))
+        return AuthResult(success=True)
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[SmtpInbox]:
+    """A loopback SMTP server (aiosmtpd, a test extra) for this test; see `SmtpInbox`."""
+    from aiosmtpd.controller import Controller
+
+    inbox = SmtpInbox()
+    controller = Controller(inbox, hostname=inbox.host, port=free_port(),
+                            authenticator=inbox.authenticate, auth_require_tls=False)
+    controller.start()
+    inbox.port = controller.port
+    try:
+        yield inbox
+    finally:
+        controller.stop()
 
 
 # -- real browser tests -------------------------------------------------------------------

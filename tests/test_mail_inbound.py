@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
 from sqlalchemy import func, select
@@ -35,56 +32,23 @@ from core.mail_inbound import (
     reply_record,
 )
 from core.storage import attachments_for
+from core.testing import free_port
 from core.timeline import TimelineEntry
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
 ADDON_PATHS = [str(PROJECT_ROOT / "addons"), str(FIXTURES / "addons")]
-SENDER = "Birga CRM <crm@birga.test>"
 TICKET = "mail_probe.ticket"
 PDF = b"%PDF-1.4\n% signed contract\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 
 
-class Inbox:
-    """An aiosmtpd handler keeping every message it accepts, as the bytes that arrived."""
-
-    def __init__(self) -> None:
-        self.received: list[bytes] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
-        self.received.append(envelope.original_content or envelope.content)
-        return "250 Message accepted"
-
-    def wait_for(self, count: int, timeout: float = 30.0) -> list[EmailMessage]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return [message_from_bytes(raw, policy=policy.default) for raw in self.received]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def inbox():
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
-
-
-@pytest.fixture
-def make_gateway(make_app, inbox):
-    """An app with the probe addon (handlers for support@, leads@*, picky@) sending to `inbox`."""
+def make_gateway(make_app, smtp_inbox):
+    """An app with the probe addon (handlers for support@, leads@*, picky@) mailing to
+    `smtp_inbox`."""
 
     def factory(**config):
-        return make_app(["mail_probe"], BIRGA_ADDONS_PATHS=ADDON_PATHS,
-                        BIRGA_MAIL_SERVER="127.0.0.1", BIRGA_MAIL_PORT=inbox.port,
-                        BIRGA_MAIL_FROM=SENDER, **config)
+        return make_app(["mail_probe"], BIRGA_ADDONS_PATHS=ADDON_PATHS, **smtp_inbox.config(),
+                        **config)
 
     return factory
 
@@ -175,9 +139,9 @@ def reply_to(original: EmailMessage, text: str, *, to: str | None = None,
 
 
 # -- replies -----------------------------------------------------------------------------
-def test_a_reply_to_a_sent_mail_lands_on_its_records_timeline(gateway, inbox):
+def test_a_reply_to_a_sent_mail_lands_on_its_records_timeline(gateway, smtp_inbox):
     ticket = new_ticket()
-    original = send_offer(ticket, inbox)
+    original = send_offer(ticket, smtp_inbox)
     reply = EmailMessage()
     reply.set_content("Signed, see attached.\n\n> Please sign the attached contract.")
     reply.add_attachment(PDF, maintype="application", subtype="pdf",
@@ -203,11 +167,11 @@ def test_a_reply_to_a_sent_mail_lands_on_its_records_timeline(gateway, inbox):
 
 
 def test_a_reply_address_finds_the_record_when_the_client_drops_threading_headers(
-        make_gateway, inbox):
+        make_gateway, smtp_inbox):
     app = make_gateway(BIRGA_MAIL_INBOUND_ADDRESS="crm@birga.test")
     with app.app_context():
         ticket = new_ticket()
-        original = send_offer(ticket, inbox)
+        original = send_offer(ticket, smtp_inbox)
         address = str(original["Reply-To"])
         assert address.startswith("crm+") and address.endswith("@birga.test")
         assert reply_record(address) == (TICKET, ticket.id)
@@ -218,11 +182,11 @@ def test_a_reply_address_finds_the_record_when_the_client_drops_threading_header
         assert "Agreed." in emails_on(ticket.id)[-1].body
 
 
-def test_a_forged_reply_address_is_refused(make_gateway, inbox):
+def test_a_forged_reply_address_is_refused(make_gateway, smtp_inbox):
     app = make_gateway(BIRGA_MAIL_INBOUND_ADDRESS="crm@birga.test")
     with app.app_context():
         mine, other = new_ticket("mine"), new_ticket("someone else's")
-        original = send_offer(mine, inbox)
+        original = send_offer(mine, smtp_inbox)
         forged = str(original["Reply-To"]).replace(f"-{mine.id}-", f"-{other.id}-")
         assert reply_record(forged) is None
 
@@ -233,9 +197,9 @@ def test_a_forged_reply_address_is_refused(make_gateway, inbox):
         assert emails_on(other.id) == []
 
 
-def test_an_html_only_reply_is_sanitised_before_it_reaches_the_timeline(gateway, inbox):
+def test_an_html_only_reply_is_sanitised_before_it_reaches_the_timeline(gateway, smtp_inbox):
     ticket = new_ticket()
-    original = send_offer(ticket, inbox)
+    original = send_offer(ticket, smtp_inbox)
     raw = reply_to(original, "", html="<p>Fine by me.</p><script>alert('x')</script>"
                                       "<img src=x onerror=alert(1)>")
     message = message_from_bytes(raw, policy=policy.default)
@@ -249,9 +213,9 @@ def test_an_html_only_reply_is_sanitised_before_it_reaches_the_timeline(gateway,
     assert "script" not in body and "alert" not in body and "onerror" not in body
 
 
-def test_a_reply_about_a_deleted_record_is_refused(gateway, inbox):
+def test_a_reply_about_a_deleted_record_is_refused(gateway, smtp_inbox):
     ticket = new_ticket()
-    original = send_offer(ticket, inbox)
+    original = send_offer(ticket, smtp_inbox)
     db.session.delete(ticket)
     db.session.commit()
 
@@ -385,9 +349,9 @@ def test_mail_for_an_unknown_address_is_refused_with_ex_nouser(gateway):
     assert received_count() == 0
 
 
-def test_a_duplicate_delivery_is_handled_once(gateway, inbox):
+def test_a_duplicate_delivery_is_handled_once(gateway, smtp_inbox):
     ticket = new_ticket()
-    raw_reply = reply_to(send_offer(ticket, inbox), "Yes.")
+    raw_reply = reply_to(send_offer(ticket, smtp_inbox), "Yes.")
     raw_lead = (FIXTURES / "koi8-r.eml").read_bytes()
 
     results = [ingest(gateway, raw) for raw in (raw_reply, raw_lead, raw_reply, raw_lead)]

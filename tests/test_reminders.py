@@ -20,16 +20,14 @@ from core.jobs import JobRun, get_jobs, running_consumer
 from core.security import Team, set_user_teams
 from core.timeline import Notification
 
-from .test_mail import html_part, inbox  # noqa: F401 - `inbox` is the SMTP server fixture
+from .test_mail import html_part
 
-SENDER = "Birga CRM <crm@birga.test>"
 MONDAY_MORNING = "2026-11-23T08:00:00+00:00"  # Riga 10:00, Tashkent 13:00
 
 
 @pytest.fixture
-def mail_app(fx_app, inbox):  # noqa: F811 - the fixture imported above
-    app = fx_app(["fx_records"], BIRGA_MAIL_SERVER="127.0.0.1", BIRGA_MAIL_PORT=inbox.port,
-                 BIRGA_MAIL_FROM=SENDER, BIRGA_FAKE_NOW=MONDAY_MORNING,
+def mail_app(fx_app, smtp_inbox):
+    app = fx_app(["fx_records"], **smtp_inbox.config(), BIRGA_FAKE_NOW=MONDAY_MORNING,
                  BIRGA_BASE_URL="https://crm.example")
     with app.app_context():
         yield app
@@ -72,8 +70,8 @@ def add(user, due, summary, code="call", done=False):
     return activity
 
 
-def by_recipient(inbox):  # noqa: F811 - the fixture's value, passed in
-    return {rcpt[0]: message for _from, rcpt, message in inbox.received}
+def by_recipient(inbox):
+    return {d.rcpt_tos[0]: d.message for d in inbox.deliveries}
 
 
 @pytest.fixture
@@ -86,10 +84,10 @@ def agenda(people):
     return people
 
 
-def test_each_user_gets_a_digest_of_overdue_and_todays_activities(mail_app, agenda, inbox):  # noqa: F811
+def test_each_user_gets_a_digest_of_overdue_and_todays_activities(mail_app, agenda, smtp_inbox):
     result = send_reminders()
     assert result == {"digests": 2, "supervisor": 1}
-    mails = by_recipient(inbox)
+    mails = by_recipient(smtp_inbox)
     assert set(mails) == {"anna@example.lv", "vera@example.uz", "boss@example.lv"}
     anna = mails["anna@example.lv"]
     assert anna["Subject"] == "Your activities: 1 overdue, 1 today"
@@ -104,9 +102,9 @@ def test_each_user_gets_a_digest_of_overdue_and_todays_activities(mail_app, agen
     assert riga in html
 
 
-def test_the_digest_speaks_the_users_language_and_zone(mail_app, agenda, inbox):  # noqa: F811
+def test_the_digest_speaks_the_users_language_and_zone(mail_app, agenda, smtp_inbox):
     send_reminders()
-    vera = by_recipient(inbox)["vera@example.uz"]
+    vera = by_recipient(smtp_inbox)["vera@example.uz"]
     russian = merge_catalogs(mail_app.extensions["birga.i18n"].directories, "ru")
     assert vera["Content-Language"] == "ru"
     html = html_part(vera)
@@ -117,7 +115,7 @@ def test_the_digest_speaks_the_users_language_and_zone(mail_app, agenda, inbox):
     assert tashkent in html  # 15:00, Russian date order
 
 
-def test_running_the_job_twice_never_sends_twice(mail_app, agenda, inbox):  # noqa: F811
+def test_running_the_job_twice_never_sends_twice(mail_app, agenda, smtp_inbox):
     huey = get_jobs(mail_app).huey
     finished = []  # Huey keeps no result of a periodic job; its completion signal tells
 
@@ -136,7 +134,7 @@ def test_running_the_job_twice_never_sends_twice(mail_app, agenda, inbox):  # no
         huey.disconnect_signal(count, SIGNAL_COMPLETE)
     assert len(finished) == 2
     assert send_reminders() == {"digests": 0, "supervisor": 0}
-    assert sorted(r[0] for _f, r, _m in inbox.received) == [
+    assert sorted(d.rcpt_tos[0] for d in smtp_inbox.deliveries) == [
         "anna@example.lv", "boss@example.lv", "vera@example.uz"]
     anna = agenda["anna"]
     [note] = db.session.scalars(select(Notification).where(Notification.user_id == anna.id))
@@ -144,30 +142,30 @@ def test_running_the_job_twice_never_sends_twice(mail_app, agenda, inbox):  # no
     assert db.session.scalar(select(func.count(JobRun.id)).where(JobRun.job == DIGEST_JOB)) == 3
 
 
-def test_the_next_day_brings_a_new_digest(mail_app, agenda, inbox):  # noqa: F811
+def test_the_next_day_brings_a_new_digest(mail_app, agenda, smtp_inbox):
     send_reminders()
     mail_app.config["BIRGA_FAKE_NOW"] = "2026-11-24T08:00:00+00:00"
     assert send_reminders()["digests"] == 2
-    latest = [m for _f, r, m in inbox.received if r == ["anna@example.lv"]][-1]
+    latest = [d.message for d in smtp_inbox.deliveries if d.rcpt_tos == ["anna@example.lv"]][-1]
     assert latest["Subject"] == "Your activities: 2 overdue, 1 today"
     assert "Tomorrow task" in html_part(latest)
 
 
-def test_nobody_gets_a_digest_before_their_own_morning(mail_app, agenda, inbox):  # noqa: F811
+def test_nobody_gets_a_digest_before_their_own_morning(mail_app, agenda, smtp_inbox):
     mail_app.config["BIRGA_FAKE_NOW"] = "2026-11-23T03:00:00+00:00"  # Riga 05:00, Tashkent 08:00
     assert send_reminders() == {"digests": 1, "supervisor": 0}
-    assert list(by_recipient(inbox)) == ["vera@example.uz"]
+    assert list(by_recipient(smtp_inbox)) == ["vera@example.uz"]
     mail_app.config["BIRGA_FAKE_NOW"] = "2026-11-23T05:30:00+00:00"  # Riga 07:30
     assert send_reminders() == {"digests": 1, "supervisor": 1}
-    assert set(by_recipient(inbox)) == {"vera@example.uz", "anna@example.lv",
+    assert set(by_recipient(smtp_inbox)) == {"vera@example.uz", "anna@example.lv",
                                         "boss@example.lv"}
 
 
-def test_the_manager_gets_each_members_overdue_tails(mail_app, agenda, inbox):  # noqa: F811
+def test_the_manager_gets_each_members_overdue_tails(mail_app, agenda, smtp_inbox):
     add(agenda["vera"], "2026-11-21T06:00:00", "Просроченная встреча", "meeting")
     add(agenda["boss"], "2026-11-20T09:00:00", "Boss's own overdue")
     send_reminders()
-    supervisor = by_recipient(inbox)["boss@example.lv"]
+    supervisor = by_recipient(smtp_inbox)["boss@example.lv"]
     assert supervisor["Subject"] == "Overdue activities in your team"
     html = html_part(supervisor)
     anna_part, vera_part = html.split("<h3>Vera</h3>")
@@ -177,14 +175,14 @@ def test_the_manager_gets_each_members_overdue_tails(mail_app, agenda, inbox):  
                        "own overdue"):
         assert not_a_tail not in html
     send_reminders()
-    assert sum(r == ["boss@example.lv"] for _f, r, _m in inbox.received) == 2  # his + team
+    assert sum(d.rcpt_tos == ["boss@example.lv"] for d in smtp_inbox.deliveries) == 2  # his + team
 
 
-def test_a_failing_mail_server_is_retried_on_the_next_run(mail_app, agenda, inbox):  # noqa: F811
+def test_a_failing_mail_server_is_retried_on_the_next_run(mail_app, agenda, smtp_inbox):
     mail_app.config["BIRGA_MAIL_PORT"] = 1  # nothing listens there
     assert send_reminders() == {"digests": 0, "supervisor": 0}
     assert db.session.scalar(select(func.count(Notification.id))) == 0
-    mail_app.config["BIRGA_MAIL_PORT"] = inbox.port
+    mail_app.config["BIRGA_MAIL_PORT"] = smtp_inbox.port
     assert send_reminders() == {"digests": 2, "supervisor": 1}
 
 

@@ -333,39 +333,8 @@ def test_admin_creates_a_role_and_rejects_bad_patterns(app, client, make_user, l
     assert db.session.scalar(select(Role).where(Role.code == "closer")) is None
 
 
-class _Inbox:
-    """A loopback SMTP server's handler keeping what arrives."""
-
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
-        from email import message_from_bytes, policy
-
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def smtp_inbox():
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    handler = _Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    handler.port = port
-    yield handler
-    controller.stop()
-
-
 def test_an_invitation_is_mailed_when_mail_is_set_up(make_app, make_user, login, smtp_inbox):
-    app = make_app([], BIRGA_MAIL_SERVER="127.0.0.1", BIRGA_MAIL_PORT=smtp_inbox.port,
-                   BIRGA_MAIL_FROM="crm@birga.test", BIRGA_JOBS_IMMEDIATE=True)
+    app = make_app([], **smtp_inbox.config("crm@birga.test"), BIRGA_JOBS_IMMEDIATE=True)
     with app.app_context():
         client = app.test_client()
         login(client, make_user("root", is_admin=True))
@@ -374,10 +343,7 @@ def test_an_invitation_is_mailed_when_mail_is_set_up(make_app, make_user, login,
             page="/admin/access/users/new")
         html = response.get_data(True)
         assert "The link was sent to nina@example.com." in html
-        deadline = time.monotonic() + 30
-        while not smtp_inbox.messages and time.monotonic() < deadline:
-            time.sleep(0.05)
-        (message,) = smtp_inbox.messages
+        (message,) = smtp_inbox.wait_for(1)
         assert message["To"] == "nina@example.com"
         assert message["Subject"] == "Your Birga account is ready"
         assert reset_link(html) in message.get_content()

@@ -1,11 +1,14 @@
 """Rendering user-editable document templates safely, with plain data only.
 
-Templates (offers, contracts, letters) are edited by users, so they render in Jinja's
-`ImmutableSandboxedEnvironment` with no globals and a context made only of plain values:
-dicts, lists, strings, numbers, `Decimal`, dates. No ORM object ever reaches a template, so
-there is nothing to walk from (`offer.partner.owner.password_hash`), and the sandbox refuses
-every underscore attribute (`''.__class__.__mro__`, `cycler.__init__.__globals__`). Any such
-attempt is a `TemplateRenderError` with a translated message, and nothing is rendered.
+Templates (offers, contracts, letters) are edited by users, so they render in the kernel's
+strict sandbox (`core.sandbox`, shared with mail templates) with no globals and a context made
+only of plain values: dicts, lists, strings, numbers, `Decimal`, dates. No ORM object ever
+reaches a template, so there is nothing to walk from (`offer.partner.owner.password_hash`), and
+the sandbox refuses every underscore attribute (`''.__class__.__mro__`,
+`cycler.__init__.__globals__`). Any such attempt is a `TemplateRenderError` with a translated
+message pointing at the editor's field list, and nothing is rendered. Unlike mail templates, an
+unknown name prints as empty (a field left blank on a document), but an attribute of it is an
+error.
 
 Money, dates and numbers are formatted in the DOCUMENT's language (a Russian offer printed by
 a Latvian user reads "1 234,50 ₽"), so the filters here take the locale from the context, not
@@ -25,39 +28,25 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from jinja2 import Template, TemplateError, TemplateSyntaxError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 from markupsafe import Markup
+
+from core.sandbox import (
+    PLAIN_SCALARS,
+    StrictSandbox,
+    TemplateRenderError,
+    check_plain,
+    make_sandbox,
+)
 
 from .words import UnsupportedAmount, amount_in_words
 
-PLAIN_SCALARS = (str, int, float, Decimal, date, datetime, bool, type(None), Markup)
 DOCUMENT_LANGS = ("en", "lv", "ru", "uz", "kk", "ro")
-
-
-class TemplateRenderError(Exception):
-    """A template that cannot be rendered; `str()` is a translated message for the user."""
 
 
 def base_lang(lang: str | None) -> str:
     code = (lang or "en").replace("-", "_").split("_")[0].lower()
     return code if code in DOCUMENT_LANGS else "en"
-
-
-def ensure_plain(value: Any, path: str = "data") -> None:
-    """Refuse anything but plain data, so a template can never reach an ORM object."""
-    if isinstance(value, PLAIN_SCALARS):
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{path}: keys must be strings")
-            ensure_plain(item, f"{path}.{key}")
-        return
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            ensure_plain(item, f"{path}[{i}]")
-        return
-    raise TypeError(f"{path}: {type(value).__name__} is not plain data")
 
 
 def _filters(lang: str) -> dict[str, Any]:
@@ -92,26 +81,16 @@ def _filters(lang: str) -> dict[str, Any]:
     return {"money": money, "number": number, "date": date_, "words": words}
 
 
-class StrictSandbox(ImmutableSandboxedEnvironment):
-    """Jinja's sandbox quietly prints nothing for `x.__class__`; we make every unsafe access
-    an error, so a probing template is refused as a whole instead of half-rendered."""
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
-        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} "
-                            "object is unsafe.")
+_ENVS: dict[str, StrictSandbox] = {}
 
 
-_ENVS: dict[str, ImmutableSandboxedEnvironment] = {}
-
-
-def environment(lang: str) -> ImmutableSandboxedEnvironment:
+def environment(lang: str) -> StrictSandbox:
     """One sandbox per document language, with no globals (no cycler, joiner, namespace...)."""
     lang = base_lang(lang)
     env = _ENVS.get(lang)
     if env is None:
-        env = StrictSandbox(autoescape=True, auto_reload=False, cache_size=200)
-        env.globals.clear()
-        env.filters.update(_filters(lang))
+        env = make_sandbox(filters=_filters(lang), autoescape=True, auto_reload=False,
+                           cache_size=200)
         _ENVS[lang] = env
     return env
 
@@ -124,7 +103,7 @@ def _compiled(lang: str, source: str) -> Template:
 
 def render_string(source: str, data: Mapping[str, Any], lang: str) -> str:
     """Render `source` with plain `data` in `lang`'s sandbox; errors are translated."""
-    ensure_plain(data)
+    check_plain(data, "data")
     try:
         return _compiled(base_lang(lang), source).render(**data)
     except SecurityError:

@@ -8,10 +8,13 @@ is deactivated instead.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
 from core.api import db, permission_required
@@ -39,6 +42,28 @@ def _ctx() -> dict[str, Any]:
     return {"stage_label": stage_label, "pipeline_label": pipeline_label,
             "reason_label": lost_reason_label, "kind_labels": KIND_LABELS,
             "translated": [(c, LANGUAGES[c]) for c in TRANSLATED]}
+
+
+def _saved(message: str, target: str) -> ResponseReturnValue:
+    """Commit, say so and go to `target` (post/redirect/get): every successful settings POST."""
+    db.session.commit()
+    flash(message, "success")
+    return redirect(target)
+
+
+def _edit_page(form: FlaskForm, save: Callable[[], str | None], saved: str, template: str,
+               context: Callable[[], dict[str, Any]]) -> ResponseReturnValue:
+    """The one shape of the pipeline, stage and lost reason edit pages.
+
+    A valid POST is applied by `save`, committed, announced with `saved` and redirected to the
+    URL `save` returns; `save` returns None when it refuses (after flashing why). Otherwise (a
+    GET, an invalid or refused POST) the form is shown with `context()`, built only then.
+    """
+    if request.method == "POST" and form.validate():
+        target = save()
+        if target is not None:
+            return _saved(saved, target)
+    return render_template(template, form=form, **context(), **_ctx())
 
 
 # -- pipelines -------------------------------------------------------------------------------
@@ -75,34 +100,33 @@ def pipeline_new():
         pipeline.stages.append(Stage(name=name, labels={}, sequence=10 * (index + 1),
                                      probability=probability, kind=kind, color=color))
     db.session.add(pipeline)
-    db.session.commit()
-    flash(_("Pipeline created."), "success")
-    return redirect(url_for(".pipeline_edit", pipeline_id=pipeline.id))
+    db.session.flush()  # its id, for the page to go to
+    return _saved(_("Pipeline created."), url_for(".pipeline_edit", pipeline_id=pipeline.id))
 
 
 @bp.route("/settings/pipelines/<int:pipeline_id>", methods=["GET", "POST"])
 @permission_required("pipeline.manage")
 def pipeline_edit(pipeline_id: int):
-    pipeline = db.session.get(Pipeline, pipeline_id)
-    if pipeline is None:
-        abort(404)
+    pipeline = db.get_or_404(Pipeline, pipeline_id)
     form = PipelineForm(obj=pipeline)
     form.team_id.choices = team_choices()
-    if request.method == "POST" and form.validate():
+
+    def save() -> str:
         pipeline.name = form.name.data.strip()
         pipeline.sequence = form.sequence.data or 10
         pipeline.currency = form.currency.data.upper()
         pipeline.team_id = form.team_id.data
         pipeline.active = form.active.data
-        db.session.commit()
-        flash(_("Pipeline saved."), "success")
-        return redirect(url_for(".pipeline_edit", pipeline_id=pipeline.id))
-    stage_form = StageForm(formdata=None)
-    usage = dict(db.session.execute(select(Deal.stage_id, func.count(Deal.id))
-                                    .where(Deal.pipeline_id == pipeline.id)
-                                    .group_by(Deal.stage_id)).all())
-    return render_template("pipeline/settings_pipeline.html", pipeline=pipeline, form=form,
-                           stage_form=stage_form, usage=usage, **_ctx())
+        return url_for(".pipeline_edit", pipeline_id=pipeline.id)
+
+    def context() -> dict[str, Any]:
+        usage = dict(db.session.execute(select(Deal.stage_id, func.count(Deal.id))
+                                        .where(Deal.pipeline_id == pipeline.id)
+                                        .group_by(Deal.stage_id)).all())
+        return {"pipeline": pipeline, "stage_form": StageForm(formdata=None), "usage": usage}
+
+    return _edit_page(form, save, _("Pipeline saved."), "pipeline/settings_pipeline.html",
+                      context)
 
 
 # -- stages ----------------------------------------------------------------------------------
@@ -119,9 +143,7 @@ def _apply_stage(stage: Stage, form: StageForm) -> None:
 @bp.route("/settings/pipelines/<int:pipeline_id>/stages", methods=["POST"])
 @permission_required("pipeline.manage")
 def stage_new(pipeline_id: int):
-    pipeline = db.session.get(Pipeline, pipeline_id)
-    if pipeline is None:
-        abort(404)
+    pipeline = db.get_or_404(Pipeline, pipeline_id)
     form = StageForm()
     if not form.validate():
         for errors in form.errors.values():
@@ -131,32 +153,27 @@ def stage_new(pipeline_id: int):
     stage = Stage(pipeline_id=pipeline.id)
     _apply_stage(stage, form)
     db.session.add(stage)
-    db.session.commit()
-    flash(_("Stage added."), "success")
-    return redirect(url_for(".pipeline_edit", pipeline_id=pipeline.id))
+    return _saved(_("Stage added."), url_for(".pipeline_edit", pipeline_id=pipeline.id))
 
 
 @bp.route("/settings/stages/<int:stage_id>", methods=["GET", "POST"])
 @permission_required("pipeline.manage")
 def stage_edit(stage_id: int):
-    stage = db.session.get(Stage, stage_id)
-    if stage is None:
-        abort(404)
+    stage = db.get_or_404(Stage, stage_id)
     form = StageForm(obj=stage)
-    if request.method == "POST" and form.validate():
+
+    def save() -> str:
         _apply_stage(stage, form)
-        db.session.commit()
-        flash(_("Stage saved."), "success")
-        return redirect(url_for(".pipeline_edit", pipeline_id=stage.pipeline_id))
-    return render_template("pipeline/settings_stage.html", stage=stage, form=form, **_ctx())
+        return url_for(".pipeline_edit", pipeline_id=stage.pipeline_id)
+
+    return _edit_page(form, save, _("Stage saved."), "pipeline/settings_stage.html",
+                      lambda: {"stage": stage})
 
 
 @bp.route("/settings/stages/<int:stage_id>/delete", methods=["POST"])
 @permission_required("pipeline.manage")
 def stage_delete(stage_id: int):
-    stage = db.session.get(Stage, stage_id)
-    if stage is None:
-        abort(404)
+    stage = db.get_or_404(Stage, stage_id)
     pipeline_id = stage.pipeline_id
     used = db.session.scalar(select(func.count(Deal.id)).where(Deal.stage_id == stage.id))
     if used:
@@ -188,9 +205,7 @@ def lost_reasons():
                 db.session.add(LostReason(name=name, sequence=form.sequence.data or 10,
                                           active=form.active.data,
                                           labels=_labels_from_form()))
-                db.session.commit()
-                flash(_("Lost reason added."), "success")
-                return redirect(url_for(".lost_reasons"))
+                return _saved(_("Lost reason added."), url_for(".lost_reasons"))
         else:
             flash(_("Give the reason a name."), "error")
     rows = db.session.scalars(select(LostReason).order_by(LostReason.sequence,
@@ -205,22 +220,21 @@ def lost_reasons():
 @bp.route("/settings/lost-reasons/<int:reason_id>", methods=["GET", "POST"])
 @permission_required("pipeline.manage")
 def lost_reason_edit(reason_id: int):
-    reason = db.session.get(LostReason, reason_id)
-    if reason is None:
-        abort(404)
+    reason = db.get_or_404(LostReason, reason_id)
     form = LostReasonForm(obj=reason)
-    if request.method == "POST" and form.validate():
+
+    def save() -> str | None:
         name = " ".join(form.name.data.split())
         clash = db.session.scalar(select(LostReason.id).where(LostReason.name == name,
                                                               LostReason.id != reason.id))
         if clash:
             flash(_("This reason is already on the list."), "error")
-        else:
-            reason.name = name
-            reason.sequence = form.sequence.data or 10
-            reason.active = form.active.data
-            reason.labels = _labels_from_form()
-            db.session.commit()
-            flash(_("Lost reason saved."), "success")
-            return redirect(url_for(".lost_reasons"))
-    return render_template("pipeline/settings_reason.html", reason=reason, form=form, **_ctx())
+            return None
+        reason.name = name
+        reason.sequence = form.sequence.data or 10
+        reason.active = form.active.data
+        reason.labels = _labels_from_form()
+        return url_for(".lost_reasons")
+
+    return _edit_page(form, save, _("Lost reason saved."), "pipeline/settings_reason.html",
+                      lambda: {"reason": reason})

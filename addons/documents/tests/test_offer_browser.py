@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,8 +20,6 @@ from core.storage import Attachment
 from core.testing import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from core.testing import TEST_PASSWORD, live_server, requires_chromium
 
-from .test_sending import SENDER, Inbox, free_port
-
 pytestmark = [
     pytest.mark.browser,
     requires_chromium,
@@ -30,22 +27,9 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    from aiosmtpd.controller import Controller
-
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
-
-
-def test_offer_from_a_deal_is_sent_previewed_and_downloaded(make_app, make_user, inbox,
+def test_offer_from_a_deal_is_sent_previewed_and_downloaded(make_app, make_user, smtp_inbox,
                                                             chromium, tmp_path):
-    app = make_app(["documents", "pipeline"], BIRGA_MAIL_SERVER="127.0.0.1",
-                   BIRGA_MAIL_PORT=inbox.port, BIRGA_MAIL_FROM=SENDER)
+    app = make_app(["documents", "pipeline"], **smtp_inbox.config())
     with app.app_context():
         from addons.pipeline.state import create_deal, seed_defaults
 
@@ -101,7 +85,7 @@ def test_offer_from_a_deal_is_sent_previewed_and_downloaded(make_app, make_user,
         assert page.locator("input[name=to]").input_value() == "birojs@ozols.lv"
         with page.expect_navigation():
             page.click("form.offer-send button.primary")
-        [message] = inbox.wait_for(1)
+        [message] = smtp_inbox.wait_for(1)
         [part] = list(message.iter_attachments())
         mailed = part.get_content()
         with app.app_context():

@@ -11,12 +11,12 @@ from addons.contacts.models import Partner
 from addons.documents.offers import add_line, create_offer
 from addons.documents.sandbox import (
     TemplateRenderError,
-    ensure_plain,
     offer_context,
     render_document,
     render_string,
 )
 from core.api import db
+from core.sandbox import check_plain
 
 pytestmark = pytest.mark.addons("documents")
 
@@ -60,7 +60,7 @@ def test_unknown_fields_are_empty_but_attributes_of_them_are_an_error(app):
 def test_orm_objects_are_refused_as_data(app):
     partner = Partner(kind="company", name="X")
     with pytest.raises(TypeError, match="Partner"):
-        ensure_plain({"client": partner})
+        check_plain({"client": partner})
     with pytest.raises(TypeError):
         render_string("{{ client.name }}", {"client": partner}, "en")
 
@@ -93,7 +93,7 @@ def test_offer_context_is_plain_data_with_totals_per_vat_rate(app):
     add_line(offer, description="A", quantity="2", unit_price="10.00", vat_rate="21")
     add_line(offer, description="B", quantity="1", unit_price="5.00", vat_rate="12")
     data = offer_context(offer)
-    ensure_plain(data)
+    check_plain(data)
     assert [(g["rate"], g["base"], g["tax"]) for g in data["totals"]["groups"]] == [
         (Decimal("12"), Decimal("5.00"), Decimal("0.60")),
         (Decimal("21"), Decimal("20.00"), Decimal("4.20"))]

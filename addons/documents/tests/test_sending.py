@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
-import time
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from addons.contacts.models import Partner
@@ -20,50 +16,16 @@ from addons.documents import offers
 from addons.documents.models import Offer
 from core.api import assign_roles, db
 from core.storage import Attachment
-from core.testing import csrf_token
+from core.testing import TEST_SENDER, csrf_token, free_port
 from core.timeline import TimelineEntry
 
-SENDER = "Birga CRM <crm@birga.test>"
 needs_pdftotext = pytest.mark.skipif(shutil.which("pdftotext") is None,
                                      reason="needs poppler-utils' pdftotext")
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.received: list[EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
-        self.received.append(message_from_bytes(envelope.original_content or envelope.content,
-                                                policy=policy.default))
-        return "250 Message accepted"
-
-    def wait_for(self, count: int, timeout: float = 30.0) -> list[EmailMessage]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return list(self.received)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def inbox():
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
-
-
-@pytest.fixture
-def mail_app(make_app, inbox):
-    app = make_app(["documents"], BIRGA_MAIL_SERVER="127.0.0.1", BIRGA_MAIL_PORT=inbox.port,
-                   BIRGA_MAIL_FROM=SENDER)
+def mail_app(make_app, smtp_inbox):
+    app = make_app(["documents"], **smtp_inbox.config())
     with app.app_context():
         yield app
 
@@ -106,14 +68,14 @@ def pdf_text(pdf: bytes) -> str:
 
 
 @needs_pdftotext
-def test_sending_mails_the_pdf_in_latvian_and_marks_the_offer_sent(mail_app, seller, inbox,
+def test_sending_mails_the_pdf_in_latvian_and_marks_the_offer_sent(mail_app, seller, smtp_inbox,
                                                                    login):
     offer = make_offer(seller)
     client = mail_app.test_client()
     login(client, seller)
     response = send(client, offer.id)
     assert response.status_code == 302
-    [message] = inbox.wait_for(1)
+    [message] = smtp_inbox.wait_for(1)
     db.session.expire_all()
     offer = db.session.get(Offer, offer.id)
     assert offer.state == "sent" and re.fullmatch(r"OFFER/\d{4}/0001", offer.number)
@@ -128,12 +90,12 @@ def test_sending_mails_the_pdf_in_latvian_and_marks_the_offer_sent(mail_app, sel
     assert offer.number in text and "Ozols SIA" in text and "Ābolu sula" in text
 
 
-def test_the_stored_pdf_is_the_mailed_pdf_byte_for_byte(mail_app, seller, inbox, login):
+def test_the_stored_pdf_is_the_mailed_pdf_byte_for_byte(mail_app, seller, smtp_inbox, login):
     offer = make_offer(seller)
     client = mail_app.test_client()
     login(client, seller)
     send(client, offer.id)
-    [message] = inbox.wait_for(1)
+    [message] = smtp_inbox.wait_for(1)
     _name, mailed = pdf_of(message)
     db.session.expire_all()
     offer = db.session.get(Offer, offer.id)
@@ -145,12 +107,12 @@ def test_the_stored_pdf_is_the_mailed_pdf_byte_for_byte(mail_app, seller, inbox,
     assert shown.data == mailed
 
 
-def test_the_sent_mail_is_on_the_offers_timeline(mail_app, seller, inbox, login):
+def test_the_sent_mail_is_on_the_offers_timeline(mail_app, seller, smtp_inbox, login):
     offer = make_offer(seller)
     client = mail_app.test_client()
     login(client, seller)
     send(client, offer.id, to="valde@ozols.lv")
-    [message] = inbox.wait_for(1)
+    [message] = smtp_inbox.wait_for(1)
     entries = db.session.scalars(select(TimelineEntry).where(
         TimelineEntry.model == "documents.offer", TimelineEntry.record_id == offer.id,
         TimelineEntry.kind == "email")).all()
@@ -165,24 +127,24 @@ def test_the_sent_mail_is_on_the_offers_timeline(mail_app, seller, inbox, login)
     ("ro", "Ofertă comercială", "Bună ziua, Ozols SIA,"),
     ("en", "Commercial offer", "Dear Ozols SIA,"),
 ])
-def test_the_letter_is_written_in_the_documents_language(mail_app, seller, inbox, login, lang,
+def test_the_letter_is_written_in_the_documents_language(mail_app, seller, smtp_inbox, login, lang,
                                                          subject, greeting):
     offer = make_offer(seller, lang=lang)
     client = mail_app.test_client()
     login(client, seller)
     send(client, offer.id)
-    [message] = inbox.wait_for(1)
+    [message] = smtp_inbox.wait_for(1)
     assert message["Subject"].startswith(subject + " OFFER/")
     assert message["Content-Language"] == lang
     assert greeting in message.get_body(preferencelist=("html",)).get_content()
 
 
-def test_the_mail_carries_a_working_public_link(mail_app, seller, inbox, login):
+def test_the_mail_carries_a_working_public_link(mail_app, seller, smtp_inbox, login):
     offer = make_offer(seller)
     client = mail_app.test_client()
     login(client, seller)
     send(client, offer.id)
-    [message] = inbox.wait_for(1)
+    [message] = smtp_inbox.wait_for(1)
     text = message.get_body(preferencelist=("plain",)).get_content()
     url = re.search(r"https?://\S+/documents/p/\S+", text).group(0)
     visitor = mail_app.test_client()
@@ -195,7 +157,7 @@ def test_a_refused_mail_leaves_the_offer_a_draft_without_number_or_file(make_app
                                                                          login):
     closed = free_port()  # nothing listens there
     app = make_app(["documents"], BIRGA_MAIL_SERVER="127.0.0.1", BIRGA_MAIL_PORT=closed,
-                   BIRGA_MAIL_FROM=SENDER, BIRGA_MAIL_TIMEOUT=5)
+                   BIRGA_MAIL_FROM=TEST_SENDER, BIRGA_MAIL_TIMEOUT=5)
     with app.app_context():
         user = make_user("anna")
         assign_roles(user, "salesperson")
@@ -211,7 +173,7 @@ def test_a_refused_mail_leaves_the_offer_a_draft_without_number_or_file(make_app
         assert db.session.scalars(select(Attachment)).all() == []
 
 
-def test_an_offer_without_lines_or_address_is_not_sent(mail_app, seller, inbox, login):
+def test_an_offer_without_lines_or_address_is_not_sent(mail_app, seller, smtp_inbox, login):
     offer = make_offer(seller, email=None)
     client = mail_app.test_client()
     login(client, seller)
@@ -222,10 +184,10 @@ def test_an_offer_without_lines_or_address_is_not_sent(mail_app, seller, inbox, 
     db.session.commit()
     response = send(client, empty.id, to="x@ozols.lv")
     assert "at least one line" in response.get_data(as_text=True)
-    assert inbox.received == []
+    assert smtp_inbox.messages == []
 
 
-def test_another_salespersons_offer_cannot_be_sent(mail_app, seller, inbox, login, make_user):
+def test_another_salespersons_offer_cannot_be_sent(mail_app, seller, smtp_inbox, login, make_user):
     offer = make_offer(seller)
     other = make_user("ivars")
     assign_roles(other, "salesperson")
@@ -237,17 +199,17 @@ def test_another_salespersons_offer_cannot_be_sent(mail_app, seller, inbox, logi
                            data={"csrf_token": token, "to": "x@ozols.lv"})
     assert response.status_code == 404
     assert client.get(f"/documents/offers/{offer.id}/sent.pdf").status_code == 404
-    assert inbox.received == []
+    assert smtp_inbox.messages == []
 
 
-def test_sending_again_mails_the_same_pdf_the_client_already_has(mail_app, seller, inbox,
+def test_sending_again_mails_the_same_pdf_the_client_already_has(mail_app, seller, smtp_inbox,
                                                                  login):
     offer = make_offer(seller)
     client = mail_app.test_client()
     login(client, seller)
     send(client, offer.id)
     send(client, offer.id, to="valde@ozols.lv")
-    first, second = inbox.wait_for(2)
+    first, second = smtp_inbox.wait_for(2)
     assert pdf_of(first)[1] == pdf_of(second)[1]
     db.session.expire_all()
     assert len(db.session.scalars(select(Attachment)).all()) == 1

@@ -3,14 +3,11 @@ lead; a reply to a deal's mail or a subject quoting `[DEAL-n]` lands on that dea
 (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
-import socket
-import time
-from email import message_from_bytes, policy
+from email import policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
-from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
 from sqlalchemy import select
@@ -27,40 +24,9 @@ from core.security import TeamMember
 ADDRESS = "sales@firm.example"
 
 
-class Inbox:
-    """An SMTP server keeping what Birga sends."""
-
-    def __init__(self) -> None:
-        self.received: list[bytes] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
-        self.received.append(envelope.original_content or envelope.content)
-        return "250 Message accepted"
-
-    def wait_for(self, count: int, timeout: float = 30.0) -> list[EmailMessage]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return [message_from_bytes(raw, policy=policy.default) for raw in self.received]
-
-
 @pytest.fixture
-def inbox():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
-
-
-@pytest.fixture
-def app(make_app, inbox):
-    application = make_app(["pipeline"], BIRGA_MAIL_SERVER="127.0.0.1",
-                           BIRGA_MAIL_PORT=inbox.port, BIRGA_MAIL_FROM="Firm <crm@firm.example>")
+def app(make_app, smtp_inbox):
+    application = make_app(["pipeline"], **smtp_inbox.config("Firm <crm@firm.example>"))
     with application.app_context():
         yield application
 
@@ -168,12 +134,12 @@ def test_a_reference_to_a_missing_deal_makes_a_lead(app, pipeline):
     assert len(all_leads()) == 1
 
 
-def test_a_reply_to_mail_sent_for_a_deal_lands_on_the_deals_timeline(app, pipeline, inbox):
+def test_a_reply_to_mail_sent_for_a_deal_lands_on_the_deals_timeline(app, pipeline, smtp_inbox):
     deal = create_deal(title="Chairs for the office", pipeline=pipeline)
     db.session.commit()
     send_mail("Anna <anna@example.lv>", {"en": "Your offer"}, {"en": "<p>See the offer.</p>"},
               {}, language="en", record=("pipeline.deal", deal.id))
-    [sent] = inbox.wait_for(1)
+    [sent] = smtp_inbox.wait_for(1)
 
     reply = message("Re: Your offer", "Thanks, we agree.", to=ADDRESS,
                     In_Reply_To=str(sent["Message-ID"]), References=str(sent["Message-ID"]))
