@@ -77,6 +77,7 @@ from .security import (  # noqa: E402
     get_or_404,
     permission_required,
     register_record_rule,
+    rule_clause,
     scoped,
     seed_default_roles,
     visible,
@@ -84,7 +85,7 @@ from .security import (  # noqa: E402
 
 __all__ += [
     "Role", "Team", "assign_roles", "get_or_404", "permission_required", "register_record_rule",
-    "scoped", "seed_default_roles", "visible",
+    "rule_clause", "scoped", "seed_default_roles", "visible",
 ]
 # Timeline, audit log and attachments on any record (core.timeline, core.audit, core.storage).
 from .audit import AuditLog, audit  # noqa: E402

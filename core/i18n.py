@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from babel import Locale
 from babel.messages.mofile import write_mo
@@ -20,6 +21,9 @@ from babel.support import NullTranslations, Translations
 from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import Babel, Domain, get_locale
 from flask_login import current_user
+from jinja2 import pass_eval_context
+from jinja2.nodes import EvalContext
+from markupsafe import Markup
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +121,63 @@ def current_translations() -> NullTranslations:
     return translations
 
 
+def _render_translations(eval_ctx: EvalContext) -> NullTranslations:
+    """The catalogue for one template render, kept on its evaluation context: the locale
+    cannot change in the middle of a render, and each lookup through `g` costs a few
+    context-variable reads."""
+    found = eval_ctx.__dict__.get("birga_translations")
+    if found is None:
+        found = eval_ctx.__dict__["birga_translations"] = current_translations()
+    return found
+
+
+def _formatted(eval_ctx: EvalContext, message: str, variables: dict[str, Any]) -> str:
+    """Always a format string; in HTML the message is markup (it is ours, from the catalogue)
+    and `%` escapes the variables, exactly as `jinja2.ext.i18n`'s new style does."""
+    if eval_ctx.autoescape:
+        return Markup(message) % variables  # noqa: S704 - catalogue text, not user input
+    return message % variables
+
+
+@pass_eval_context
+def _template_gettext(eval_ctx: EvalContext, string: str, **variables: Any) -> str:
+    return _formatted(eval_ctx, _render_translations(eval_ctx).ugettext(string), variables)
+
+
+@pass_eval_context
+def _template_ngettext(eval_ctx: EvalContext, singular: str, plural: str, num: int,
+                       **variables: Any) -> str:
+    variables.setdefault("num", num)
+    return _formatted(eval_ctx, _render_translations(eval_ctx).ungettext(singular, plural, num),
+                      variables)
+
+
+@pass_eval_context
+def _template_pgettext(eval_ctx: EvalContext, context: str, string: str,
+                       **variables: Any) -> str:
+    return _formatted(eval_ctx, _render_translations(eval_ctx).upgettext(context, string),
+                      variables)
+
+
+@pass_eval_context
+def _template_npgettext(eval_ctx: EvalContext, context: str, singular: str, plural: str,
+                        num: int, **variables: Any) -> str:
+    variables.setdefault("num", num)
+    return _formatted(eval_ctx, _render_translations(eval_ctx).unpgettext(
+        context, singular, plural, num), variables)
+
+
 def _install_template_gettext(app: Flask) -> None:
-    """Templates call `current_translations()` directly instead of Flask-Babel's chain."""
-    app.jinja_env.install_gettext_callables(
-        gettext=lambda s: current_translations().ugettext(s),
-        ngettext=lambda s, p, n: current_translations().ungettext(s, p, n),
-        newstyle=True,
-        pgettext=lambda c, s: current_translations().upgettext(c, s),
-        npgettext=lambda c, s, p, n: current_translations().unpgettext(c, s, p, n),
-    )
+    """Templates translate through `current_translations()` with Jinja's new-style rules
+    (always a format string, variables escaped), like `jinja2.ext.i18n` does, but without
+    its context-passing wrappers: inside a loop or a `{% set %}` block each of those copied
+    the whole template context, once per `_()`."""
+    env = app.jinja_env
+    env.install_gettext_callables(_template_gettext, _template_ngettext, newstyle=True,
+                                  pgettext=_template_pgettext, npgettext=_template_npgettext)
+    env.globals.update(_=_template_gettext, gettext=_template_gettext,
+                       ngettext=_template_ngettext, pgettext=_template_pgettext,
+                       npgettext=_template_npgettext)
 
 
 class BirgaBabel(Babel):

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from flask_babel import get_locale
 from sqlalchemy import Select, and_, exists, func, literal_column, or_, select
 
-from core.api import User, db, scoped, utcnow
+from core.api import User, db, rule_clause, scoped, utcnow
 
 from . import services
 from .custom_fields import filter_conditions, filter_keys
@@ -228,10 +228,19 @@ class Page:
         return sorted(numbers)
 
 
-def count(params: ListParams, fields: list[CustomField], user: Any) -> int:
-    query = scoped(select(func.count(Partner.id)).where(
-        and_(*conditions(params, fields, user))), user, model=Partner)
-    return db.session.scalar(query) or 0
+def where_clause(params: ListParams, fields: list[CustomField], user: Any) -> Any:
+    """The filters and the record rules as one condition, built (and a search run) once for
+    both the count and the page."""
+    found = conditions(params, fields, user)
+    rule = rule_clause(Partner, user)
+    return and_(*found) if rule is None else and_(*found, rule)
+
+
+def count(params: ListParams, fields: list[CustomField], user: Any,
+          where: Any = None) -> int:
+    if where is None:
+        where = where_clause(params, fields, user)
+    return db.session.scalar(select(func.count(Partner.id)).where(where)) or 0
 
 
 #: From this offset on, LIMIT and OFFSET are written into the SQL instead of bound.
@@ -257,18 +266,18 @@ def fetch(params: ListParams, fields: list[CustomField], list_fields: list[Custo
     from .custom_fields import values_for
 
     lang = sort_language()
-    total = count(params, fields, user)
+    where = where_clause(params, fields, user)
+    total = count(params, fields, user, where)
     # A page past the end (a stale link, rows deleted meanwhile) shows the last one.
     params.page = min(params.page, max((total + params.per_page - 1) // params.per_page, 1))
     offset = (params.page - 1) * params.per_page
     # Pick the page's ids first (the sort index covers them: no table reads for the skipped
     # rows), then read those rows whole.
-    page_ids = (scoped(select(Partner.id).where(and_(*conditions(params, fields, user))),
-                       user, model=Partner)
-                .order_by(*order_by(params, lang))
+    order = order_by(params, lang)
+    page_ids = (select(Partner.id).where(where).order_by(*order)
                 .limit(_literal(params.per_page, offset)).offset(_literal(offset, offset)))
     query = (select(*(getattr(Partner, c) for c in ROW_COLUMNS))
-             .where(Partner.id.in_(page_ids)).order_by(*order_by(params, lang)))
+             .where(Partner.id.in_(page_ids)).order_by(*order))
     rows = list(db.session.execute(query))
     ids = [r.id for r in rows]
     known = user_names or {}

@@ -60,7 +60,9 @@ def _helpers() -> dict[str, Any]:
     """Functions the templates use to show values."""
     from core.api import country_name
 
-    return {"display_phone": services.display_phone, "status_labels": STATUS_LABELS,
+    # Lazy labels resolved once: each print of a lazy string runs the whole gettext chain.
+    return {"display_phone": services.display_phone,
+            "status_labels": {k: str(v) for k, v in STATUS_LABELS.items()},
             "phone_kinds": dict(PHONE_KINDS), "email_kinds": dict(EMAIL_KINDS),
             "country_name": country_name, "field_label": cf.field_label,
             "custom_display": cf.display}
@@ -77,14 +79,17 @@ def _list_page(kind: str | None = None):
     owners = owner_choices()[1:]
     page = listing.fetch(params, fields, list_fields, current_user, dict(owners))
     rows = _display_rows(page, list_fields)
-    saved = db.session.scalars(select(SavedFilter).where(
+    # Names and ids only, as plain rows: the page just lists them.
+    saved = db.session.execute(select(SavedFilter.id, SavedFilter.name).where(
         SavedFilter.user_id == current_user.id).order_by(SavedFilter.name)).all()
     return render_template(
         "contacts/list.html", page=page, rows=rows, params=params, fields=fields,
         list_fields=list_fields, saved=saved, owners=owners,
-        tags=db.session.scalars(select(Tag).order_by(Tag.name)).all(), statuses=STATUSES,
+        tags=db.session.execute(select(Tag.id, Tag.name).order_by(Tag.name)).all(),
+        statuses=STATUSES,
         segments=SEGMENTS, kinds=KINDS, list_kind=kind, sorts=listing.SORTS,
-        per_page_options=listing.PER_PAGE, bulk_actions=BulkForm.action.kwargs["choices"],
+        per_page_options=listing.PER_PAGE,
+        bulk_actions=[(value, str(label)) for value, label in BulkForm.action.kwargs["choices"]],
         can_write=current_user.has_permission("contacts.write"),
         **_helpers())
 
