@@ -130,7 +130,9 @@ from .activities import (  # noqa: E402
 
 __all__ += ["Activity", "ActivityError", "ActivityType", "mark_done", "schedule_activity",
             "seed_activity_types", "visible_activities"]
-# Fast links for list pages (core.web); also a Jinja global of the same name.
+# Fast pages: links built once per list (core.web; also a Jinja global of the same name) and
+# column reads without the ORM's per-statement work (core.reading).
+from .reading import read  # noqa: E402
 from .web import url_pattern  # noqa: E402
 
-__all__ += ["url_pattern"]
+__all__ += ["read", "url_pattern"]

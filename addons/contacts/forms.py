@@ -29,7 +29,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from core.api import User, db
+from core.api import User, db, read
 from core.i18n import LANGUAGES
 
 from . import services, taxids
@@ -93,7 +93,7 @@ def country_choices() -> list[tuple[str, str]]:
 
 
 def owner_choices() -> list[tuple[int | str, str]]:
-    rows = db.session.execute(select(User.id, User.name, User.login)
+    rows = read(select(User.id, User.name, User.login)
                               .where(User.active.is_(True)).order_by(User.name))
     return [("", "—"), *((uid, name or login) for uid, name, login in rows)]
 

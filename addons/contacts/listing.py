@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from flask_babel import get_locale
 from sqlalchemy import Select, and_, exists, func, literal_column, or_, select
 
-from core.api import User, db, rule_clause, scoped, utcnow
+from core.api import User, db, read, rule_clause, scoped, utcnow
 
 from . import services
 from .custom_fields import filter_conditions, filter_keys
@@ -214,7 +214,7 @@ class Page:
     total: int
     params: ListParams
     owners: dict[int, str]
-    tags: dict[int, list[Tag]]
+    tags: dict[int, list[str]]  # tag names per partner id
     custom_values: dict[int, dict[int, Any]]
 
     @property
@@ -240,7 +240,7 @@ def count(params: ListParams, fields: list[CustomField], user: Any,
           where: Any = None) -> int:
     if where is None:
         where = where_clause(params, fields, user)
-    return db.session.scalar(select(func.count(Partner.id)).where(where)) or 0
+    return read(select(func.count(Partner.id)).where(where)).scalar() or 0
 
 
 #: From this offset on, LIMIT and OFFSET are written into the SQL instead of bound.
@@ -278,20 +278,20 @@ def fetch(params: ListParams, fields: list[CustomField], list_fields: list[Custo
                 .limit(_literal(params.per_page, offset)).offset(_literal(offset, offset)))
     query = (select(*(getattr(Partner, c) for c in ROW_COLUMNS))
              .where(Partner.id.in_(page_ids)).order_by(*order))
-    rows = list(db.session.execute(query))
+    rows = list(read(query))
     ids = [r.id for r in rows]
     known = user_names or {}
     owners = {r.owner_id: known[r.owner_id] for r in rows if r.owner_id in known}
     missing = {r.owner_id for r in rows if r.owner_id and r.owner_id not in known}
     if missing:
-        owners.update((uid, name or login) for uid, name, login in db.session.execute(
+        owners.update((uid, name or login) for uid, name, login in read(
             select(User.id, User.name, User.login).where(User.id.in_(missing))))
-    tags: dict[int, list[Tag]] = {}
+    tags: dict[int, list[str]] = {}
     if ids:
-        for partner_id, tag in db.session.execute(
-                select(PartnerTag.partner_id, Tag).join(Tag, Tag.id == PartnerTag.tag_id)
+        for partner_id, name in read(
+                select(PartnerTag.partner_id, Tag.name).join(Tag, Tag.id == PartnerTag.tag_id)
                 .where(PartnerTag.partner_id.in_(ids)).order_by(Tag.name)):
-            tags.setdefault(partner_id, []).append(tag)
+            tags.setdefault(partner_id, []).append(name)
     return Page(rows, total, params, owners, tags, values_for(ids, list_fields))
 
 

@@ -24,7 +24,16 @@ from markupsafe import Markup
 from sqlalchemy import Select, func, or_, select
 from werkzeug.datastructures import MultiDict
 
-from core.api import User, db, get_or_404, permission_required, scoped, url_pattern, visible
+from core.api import (
+    User,
+    db,
+    get_or_404,
+    permission_required,
+    read,
+    scoped,
+    url_pattern,
+    visible,
+)
 from core.forms import ActionForm
 from core.locking import save_or_conflict
 
@@ -80,12 +89,12 @@ def _list_page(kind: str | None = None):
     page = listing.fetch(params, fields, list_fields, current_user, dict(owners))
     rows = _display_rows(page, list_fields)
     # Names and ids only, as plain rows: the page just lists them.
-    saved = db.session.execute(select(SavedFilter.id, SavedFilter.name).where(
+    saved = read(select(SavedFilter.id, SavedFilter.name).where(
         SavedFilter.user_id == current_user.id).order_by(SavedFilter.name)).all()
     return render_template(
         "contacts/list.html", page=page, rows=rows, params=params, fields=fields,
         list_fields=list_fields, saved=saved, owners=owners,
-        tags=db.session.execute(select(Tag.id, Tag.name).order_by(Tag.name)).all(),
+        tags=read(select(Tag.id, Tag.name).order_by(Tag.name)).all(),
         statuses=STATUSES,
         segments=SEGMENTS, kinds=KINDS, list_kind=kind, sorts=listing.SORTS,
         per_page_options=listing.PER_PAGE,
@@ -127,7 +136,7 @@ def _display_rows(page: listing.Page, list_fields: list) -> list[ListRow]:
     return [ListRow(
         id=p.id, name=p.name, url=card_url(p.id), is_company=p.kind == "company",
         select_label=select % {"name": p.name},
-        tags=[t.name for t in tags.get(p.id, ())],
+        tags=tags.get(p.id, []),
         company_name=p.company_name or "" if p.company_id else "",
         company_url=card_url(p.company_id) if p.company_id else "",
         phone=display(p.phone), email=p.email or "", city=p.city or "",
