@@ -3,11 +3,11 @@ and what they configure is what the board and the state machine use."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from addons.pipeline.models import LostReason, Pipeline, Stage
 from addons.pipeline.state import TransitionError, create_deal, move_deal, seed_defaults
-from core.api import assign_roles, db
+from core.api import Team, assign_roles, db
 from core.testing import csrf_token
 
 pytestmark = pytest.mark.addons("pipeline")
@@ -105,3 +105,134 @@ def test_lost_reasons_are_an_editable_list_the_state_machine_follows(manager, cl
     with pytest.raises(TransitionError):
         move_deal(deal, lost, user=manager, lost_reason=reason.id)
     db.session.rollback()
+
+
+def test_saving_a_pipeline_changes_its_name_currency_team_order_and_activity(
+        manager, client, login):
+    pipeline = seed_defaults()
+    team = Team(name="Baltics")
+    db.session.add(team)
+    db.session.commit()
+    login(client, manager)
+    url = f"/pipeline/settings/pipelines/{pipeline.id}"
+    token = csrf_token(client, url)
+    response = client.post(url, data={
+        "csrf_token": token, "name": "  Retail  ", "currency": "usd", "sequence": "30",
+        "team_id": str(team.id)})  # "active" unticked
+    assert response.status_code == 302 and response.headers["Location"].endswith(url)
+    db.session.expire_all()
+    saved = db.session.get(Pipeline, pipeline.id)
+    assert (saved.name, saved.currency, saved.sequence, saved.team_id, saved.active) == (
+        "Retail", "USD", 30, team.id, False)
+    assert "Pipeline saved." in client.get(url).get_data(as_text=True)
+
+
+def test_an_invalid_pipeline_is_shown_again_with_the_error_and_nothing_saved(
+        manager, client, login):
+    pipeline = seed_defaults()
+    db.session.commit()
+    name = pipeline.name
+    login(client, manager)
+    url = f"/pipeline/settings/pipelines/{pipeline.id}"
+    response = client.post(url, data={"csrf_token": csrf_token(client, url), "name": "Other",
+                                      "currency": "EURO", "sequence": "10", "active": "y"})
+    assert response.status_code == 200
+    assert "Three letters, e.g. EUR." in response.get_data(as_text=True)
+    db.session.expire_all()
+    saved = db.session.get(Pipeline, pipeline.id)
+    assert (saved.name, saved.currency) == (name, "EUR")
+
+
+def test_a_new_lost_reason_with_a_name_already_on_the_list_is_refused(manager, client, login):
+    seed_defaults()
+    db.session.add(LostReason(name="Went bankrupt", labels={}, sequence=60, active=False))
+    db.session.commit()
+    count = db.session.scalar(select(func.count()).select_from(LostReason))
+    login(client, manager)
+    url = "/pipeline/settings/lost-reasons"
+    response = client.post(url, data={"csrf_token": csrf_token(client, url),
+                                      "name": " Went   bankrupt ", "sequence": "70",
+                                      "active": "y"})  # the same name once spaces collapse
+    assert response.status_code == 200
+    assert "This reason is already on the list." in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(LostReason)) == count
+
+
+def test_renaming_a_lost_reason_to_another_ones_name_is_refused(manager, client, login):
+    seed_defaults()
+    db.session.commit()
+    first, second = db.session.scalars(select(LostReason).order_by(LostReason.id)).all()[:2]
+    login(client, manager)
+    url = f"/pipeline/settings/lost-reasons/{second.id}"
+    token = csrf_token(client, url)
+    response = client.post(url, data={"csrf_token": token, "name": first.name,
+                                      "sequence": "99", "active": "y"})
+    assert response.status_code == 200
+    assert "This reason is already on the list." in response.get_data(as_text=True)
+    db.session.expire_all()
+    kept = db.session.get(LostReason, second.id)
+    assert kept.name != first.name and kept.sequence != 99
+    # Keeping its own name is no clash.
+    response = client.post(url, data={"csrf_token": token, "name": kept.name,
+                                      "sequence": "99", "active": "y"})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(LostReason, second.id).sequence == 99
+
+
+def test_the_edit_pages_show_the_saved_values_and_which_stages_deals_use(
+        manager, client, login):
+    pipeline = seed_defaults()
+    db.session.commit()
+    stages = {s.name: s for s in pipeline.stages}
+    create_deal(title="Occupant", pipeline=pipeline, stage=stages["New"], user=manager)
+    stages["Qualified"].labels = {"ru": "Квалифицирована"}
+    reason = db.session.scalars(select(LostReason).order_by(LostReason.id)).first()
+    reason.labels = {"lv": "Par dārgu"}
+    db.session.commit()
+    login(client, manager)
+
+    page = client.get(f"/pipeline/settings/pipelines/{pipeline.id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f'value="{pipeline.name}"' in html and 'value="EUR"' in html
+    assert all(f'data-stage="{s.id}"' in html for s in pipeline.stages)
+    # A stage with deals cannot be deleted, so it offers no delete button; an empty one does.
+    assert f'/pipeline/settings/stages/{stages["New"].id}/delete' not in html
+    assert f'/pipeline/settings/stages/{stages["Qualified"].id}/delete' in html
+
+    page = client.get(f"/pipeline/settings/stages/{stages['Qualified'].id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'value="Qualified"' in html and 'value="Квалифицирована"' in html
+    assert f'value="{stages["Qualified"].probability}"' in html
+
+    page = client.get(f"/pipeline/settings/lost-reasons/{reason.id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f'value="{reason.name}"' in html and 'value="Par dārgu"' in html
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/pipeline/settings/pipelines/{missing}"),
+    ("POST", "/pipeline/settings/pipelines/{missing}"),
+    ("POST", "/pipeline/settings/pipelines/{missing}/stages"),
+    ("GET", "/pipeline/settings/stages/{missing}"),
+    ("POST", "/pipeline/settings/stages/{missing}"),
+    ("POST", "/pipeline/settings/stages/{missing}/delete"),
+    ("GET", "/pipeline/settings/lost-reasons/{missing}"),
+    ("POST", "/pipeline/settings/lost-reasons/{missing}"),
+])
+def test_settings_of_an_unknown_id_are_a_404_for_a_manager(manager, client, login, method,
+                                                             path):
+    seed_defaults()
+    db.session.commit()
+    login(client, manager)
+    url = path.format(missing=999999)
+    if method == "GET":
+        response = client.get(url)
+    else:
+        response = client.post(url, data={
+            "csrf_token": csrf_token(client, "/pipeline/settings/pipelines"), "name": "X",
+            "currency": "EUR", "sequence": "10", "probability": "10", "kind": "open"})
+    assert response.status_code == 404
