@@ -223,7 +223,7 @@ def managed_member_ids(user_id: int) -> Select:
 
 
 def is_manager(user: User) -> bool:
-    return bool(user.is_admin) or db.session.scalar(
+    return user.has_permission("core.admin") or db.session.scalar(
         select(exists().where(Team.manager_id == user.id))) is True
 
 
@@ -236,7 +236,7 @@ def _manages(manager: User, user_id: int) -> bool:
 def visible_activities(user: User) -> Select:
     """`select(Activity)` narrowed to what `user` may see (one query, no id lists)."""
     query = select(Activity)
-    if user.is_admin:
+    if user.has_permission("core.admin"):
         return query
     rule = rule_clause(Activity, user)
     if rule is None:  # the user's role sees every assignee's records
@@ -247,13 +247,14 @@ def visible_activities(user: User) -> Select:
 
 def can_act(activity: Activity, user: User) -> bool:
     """Mark done or edit: the assignee, the creator, the assignee's manager, an admin."""
-    return bool(user.is_admin) or user.id in (activity.assignee_id, activity.creator_id) \
-        or _manages(user, activity.assignee_id)
+    return (user.has_permission("core.admin")
+            or user.id in (activity.assignee_id, activity.creator_id)
+            or _manages(user, activity.assignee_id))
 
 
 def can_reassign(activity: Activity, user: User, new_assignee: User | None = None) -> bool:
     """Managers move their team's activities between themselves and their team's members."""
-    if user.is_admin:
+    if user.has_permission("core.admin"):
         return new_assignee is None or new_assignee.active
     if activity.assignee_id != user.id and not _manages(user, activity.assignee_id):
         return False
@@ -266,7 +267,7 @@ def can_reassign(activity: Activity, user: User, new_assignee: User | None = Non
 def assignable_users(user: User) -> list[User]:
     """Whom `user` may give an activity to: self, the teams they manage; admins anyone."""
     query = select(User).where(User.active.is_(True))
-    if not user.is_admin:
+    if not user.has_permission("core.admin"):
         query = query.where(or_(User.id == user.id, User.id.in_(managed_member_ids(user.id))))
     return list(db.session.scalars(query.order_by(User.name, User.login)))
 

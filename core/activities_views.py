@@ -180,7 +180,7 @@ def index():
     if who == "team":
         if not manager:
             abort(404)
-        if not current_user.is_admin:
+        if not current_user.has_permission("core.admin"):
             query = query.where(Activity.assignee_id.in_(
                 act.managed_member_ids(current_user.id)))
     else:

@@ -24,8 +24,8 @@ from werkzeug.exceptions import HTTPException
 from .extensions import db
 from .loader import owner_of
 
-__all__ = ["can_read", "get_record", "init_app", "record_model", "record_name", "record_ref",
-           "register_record_model", "registered_models"]
+__all__ = ["ANNOTATE", "can_annotate", "can_read", "get_record", "init_app", "record_model",
+           "record_name", "record_ref", "register_record_model", "registered_models"]
 
 _MODELS: dict[str, type] = {}
 #: Set on every registered class: its record name, read by the session listeners.
@@ -162,6 +162,24 @@ def can_read(model_name: str, record_id: int) -> bool:
         key = inspect(model).primary_key[0]
         return db.session.scalar(visible(model).where(key == record_id).limit(1)) is not None
     return db.session.get(model, record_id) is not None
+
+
+#: Notes and files on any record the user may see, without the right to edit the record
+#: itself (support agents log calls on a client's card; auditors only read).
+ANNOTATE = "records.annotate"
+
+
+def can_annotate(model_name: str, record_id: int) -> bool:
+    """May the signed-in user add notes and files to this record?
+
+    Reading is not enough: they must also be allowed to edit records of the model's addon
+    (`<owner>.write`, e.g. `contacts.write`) or hold `records.annotate`.
+    """
+    if not can_read(model_name, record_id):
+        return False
+    owner = model_name.split(".", 1)[0]
+    return bool(current_user.has_permission(f"{owner}.write")
+                or current_user.has_permission(ANNOTATE))
 
 
 def current_actor() -> tuple[int | None, str | None]:

@@ -177,7 +177,8 @@ DEFAULT_ROLES: dict[str, DefaultRole] = {
         "team"),
     # Reports follow the record rules: a salesperson's show only their own figures.
     "salesperson": DefaultRole(_l("Salesperson"), ("*.read", "*.write", "*.reports"), "own"),
-    "support_agent": DefaultRole(_l("Support agent"), ("*.read", "support.*", "activities.*"),
+    "support_agent": DefaultRole(_l("Support agent"),
+                                 ("*.read", "support.*", "activities.*", "records.annotate"),
                                  "all"),
     "auditor": DefaultRole(_l("Read-only auditor"), ("*.read", "*.export", "*.reports"), "all"),
 }

@@ -64,7 +64,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .extensions import db
 from .models import User, utcnow
-from .records import can_read, record_name, record_ref
+from .records import can_annotate, can_read, record_name, record_ref
 from .registry import Registry
 
 __all__ = ["Attachment", "AttachmentRefused", "attachments_for", "save_attachment", "sniff"]
@@ -353,6 +353,8 @@ bp = Blueprint("attachments", __name__)
 def upload(model: str, record_id: int):
     if not can_read(model, record_id):
         abort(404)
+    if not can_annotate(model, record_id):
+        abort(403)
     from .auth import _safe_next
 
     target = _safe_next(request.form.get("next") or url_for(
@@ -398,7 +400,7 @@ def remove(attachment_id: int):
     row = db.session.get(Attachment, attachment_id)
     if row is None or not can_read(row.model, row.record_id):
         abort(404)
-    if not (current_user.is_admin or row.uploaded_by_id == current_user.id):
+    if not (row.uploaded_by_id == current_user.id or current_user.has_permission("core.admin")):
         abort(403)
     from .auth import _safe_next
 
@@ -420,7 +422,7 @@ def render_attachments(model: str | None = None, record_id: int | None = None, *
     return Markup(render_template(  # noqa: S704 - an autoescaped template we render
         "core/attachments/list.html", model=model, record_id=int(record_id),
         attachments=attachments_for(model, int(record_id)), human_size=human_size,
-        next_url=request.full_path.rstrip("?")))
+        next_url=request.full_path.rstrip("?"), can_annotate=can_annotate(model, int(record_id))))
 
 
 def init_app(app: Flask, registry: Registry) -> None:

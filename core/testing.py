@@ -246,6 +246,24 @@ def make_user() -> Callable[..., Any]:
     return factory
 
 
+def grant(user: Any, *permissions: str) -> None:
+    """Give `user` (besides their roles) a role holding exactly `permissions`, and commit."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .security import Role, UserRole
+
+    code = "test:" + ",".join(sorted(permissions))
+    role = db.session.scalar(select(Role).where(Role.code == code))
+    if role is None:
+        role = Role(code=code, name=code)
+        role.permissions = set(permissions)
+        db.session.add(role)
+        db.session.flush()
+    db.session.add(UserRole(user_id=user.id, role_id=role.id))
+    db.session.commit()
+
+
 def csrf_token(client: FlaskClient, path: str = "/login") -> str:
     """The CSRF token a page hands out (tests keep CSRF on, as production does)."""
     html = client.get(path).get_data(as_text=True)

@@ -55,7 +55,7 @@ from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column
 
 from .extensions import db
 from .models import User, utcnow
-from .records import can_read, current_actor, get_record, record_name, record_ref
+from .records import can_annotate, can_read, current_actor, get_record, record_name, record_ref
 from .records import register_record_model as _register
 from .registry import Registry
 
@@ -306,7 +306,7 @@ def render_timeline(model: str | None = None, record_id: int | None = None, *,
     return Markup(render_template(  # noqa: S704 - an autoescaped template we render
         "core/timeline/timeline.html", model=model, record_id=int(record_id), entries=entries,
         page=page, older=older, page_url=page_url, kinds=[(k, KINDS[k]) for k in MANUAL_KINDS],
-        next_url=request.full_path.rstrip("?")))
+        next_url=request.full_path.rstrip("?"), can_annotate=can_annotate(model, int(record_id))))
 
 
 # -- automatic entries -------------------------------------------------------------------
@@ -426,6 +426,8 @@ def show(model: str, record_id: int):
 def post_note(model: str, record_id: int):
     if not can_read(model, record_id):
         abort(404)
+    if not can_annotate(model, record_id):
+        abort(403)
     kind = request.form.get("kind", "note")
     body = request.form.get("body", "")
     subject = (request.form.get("subject") or "").strip()[:300] or None

@@ -94,6 +94,8 @@ def init_app(app: Flask, registry: Registry) -> None:
     login_manager.session_protection = "basic"
 
     registry.add_permission("core.admin", _l("Administer the installation"))
+    registry.add_permission("records.annotate",
+                            _l("Add notes and files to any record one may see"))
     registry.add_menu("home", _l("Dashboard"), "web.index", sequence=0)
     registry.add_menu("settings", _l("Settings"), None, sequence=1000)
     registry.add_menu("settings.addons", _l("Addons"), "admin.addons", parent="settings",

@@ -3,6 +3,7 @@ e-mails from the `mail_sent` signal, newest-first pages, and 404 for records one
 (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
+import io
 import re
 from contextlib import contextmanager
 from decimal import Decimal
@@ -16,12 +17,25 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.api import TimelineMixin, mail_sent
 from core.extensions import db
-from core.records import RecordModelError, can_read, record_model, record_ref
+from core.records import ANNOTATE, RecordModelError, can_read, record_model, record_ref
 from core.records import register_record_model as register
-from core.testing import TEST_PASSWORD, csrf_token
+from core.testing import TEST_PASSWORD, csrf_token, grant
 from core.timeline import Notification, TimelineEntry, add_note, render_timeline
 
 MODEL = "core.test_timeline_deal"
+
+
+@pytest.fixture
+def make_user(make_user):
+    """Users who may add notes and files: the kernel's test models belong to no addon whose
+    `<addon>.write` would allow it, so they get `records.annotate` (`annotate=False`: not)."""
+    def factory(*args, annotate: bool = True, **fields):
+        user = make_user(*args, **fields)
+        if annotate:
+            grant(user, ANNOTATE)
+        return user
+
+    return factory
 
 
 class _Base(DeclarativeBase):
@@ -225,3 +239,21 @@ def test_records_outside_the_users_rules_are_404_and_render_nothing(app, deal, c
         assert can_read(*record_ref(mine)) and not can_read(MODEL, deal.id)
         assert str(render_timeline(MODEL, deal.id)) == ""
         assert "<section" in str(render_timeline(record=mine))
+
+
+def test_readers_without_write_or_annotate_rights_cannot_add_notes_or_files(app, deal, client,
+                                                                           make_user, login):
+    reader = make_user("reader", annotate=False)  # sees every record (no rules), writes none
+    login(client, reader)
+    page = f"/records/{MODEL}/{deal.id}/timeline"
+    html = client.get(page).get_data(as_text=True)
+    assert "timeline-form" not in html and "attachment-form" not in html
+    token = csrf_token(client, page)
+    note = client.post(f"/records/{MODEL}/{deal.id}/notes",
+                       data={"body": "not mine to write", "csrf_token": token})
+    upload = client.post(f"/records/{MODEL}/{deal.id}/attachments",
+                         data={"csrf_token": token, "file": (io.BytesIO(b"hello"), "a.txt")})
+    assert (note.status_code, upload.status_code) == (403, 403)
+    assert entries(deal.id) == []
+    grant(reader, ANNOTATE)
+    assert "timeline-form" in client.get(page).get_data(as_text=True)

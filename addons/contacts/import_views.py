@@ -31,7 +31,8 @@ MAX_UPLOAD = 50 * 1024 * 1024
 
 def _batch(batch_id: int) -> ImportBatch:
     batch = db.session.get(ImportBatch, batch_id)
-    if batch is None or (batch.user_id != current_user.id and not current_user.is_admin):
+    if batch is None or (batch.user_id != current_user.id
+                          and not current_user.has_permission("core.admin")):
         abort(404)
     return batch
 
