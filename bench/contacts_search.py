@@ -1,9 +1,10 @@
 """Contacts search benchmark: a last-name search over 100k people, against an indexed equality.
 
 Issue 4 asks that a search for a last name over 100k people answers with p50 under 30 ms. The
-search is the real one, `services.search_condition()` (folded prefix search on the token
-index: "berzins" finds Bērziņš, "петров" finds Петров), asked for the first 50 rows in the
-list's default order; the baseline is the best a database can do for the same question typed
+search is the real one the list page runs, `services.search_ids()` (folded prefix search on
+the token index: "berzins" finds Bērziņš, "петров" finds Петров), asked for the first 50 rows
+in the list's default order (`services.search_condition()`, the EXISTS form other addons use,
+is timed beside it); the baseline is the best a database can do for the same question typed
 exactly: an equality on an indexed `last_name` column (an index the benchmark adds to its own
 throw-away database) with the same order and limit. The same searches also go through the
 list page (in process, signed in as a salesperson, so record rules and rendering count).
@@ -62,7 +63,7 @@ def measure(target: common.Target, runs: int) -> dict[str, Any]:
     from sqlalchemy import Index, select
 
     from addons.contacts.models import Partner
-    from addons.contacts.services import search_condition
+    from addons.contacts.services import search_condition, search_ids
     from core.api import db
 
     app = target.app
@@ -71,6 +72,15 @@ def measure(target: common.Target, runs: int) -> dict[str, Any]:
         Index("bench_ix_last_name", Partner.last_name).create(db.engine)
 
         def search(i: int) -> list[Any]:
+            typed = SEARCHES[i % len(SEARCHES)][0]
+            rows = db.session.execute(
+                select(Partner.id, Partner.name)
+                .where(Partner.active.is_(True), Partner.id.in_(search_ids(typed)))
+                .order_by(Partner.sort_en, Partner.id).limit(50)).all()
+            db.session.rollback()
+            return rows
+
+        def condition(i: int) -> list[Any]:
             typed = SEARCHES[i % len(SEARCHES)][0]
             rows = db.session.execute(
                 select(Partner.id, Partner.name)
@@ -93,7 +103,10 @@ def measure(target: common.Target, runs: int) -> dict[str, Any]:
         if 0 in found:
             raise SystemExit(f"a search found nothing: {list(zip(SEARCHES, found, strict=True))}")
         result["rows"] = {"search": found, "baseline": exact}
+        if [len(condition(i)) for i in range(len(SEARCHES))] != found:
+            raise SystemExit("search_ids and search_condition disagree")
         result["search"] = timed(runs, search)
+        result["condition"] = timed(runs, condition)
         result["baseline"] = timed(runs, baseline)
 
     client = app.test_client()
@@ -144,6 +157,8 @@ def main() -> None:
             r = results[target.engine] = measure(target, args.runs)
             print(f"[{target.engine}] search   p50 {r['search']['p50']:7.2f} ms, "
                   f"p95 {r['search']['p95']:7.2f} ms  (goal: p50 < 30 ms)")
+            print(f"[{target.engine}] EXISTS form p50 {r['condition']['p50']:7.2f} ms, "
+                  f"p95 {r['condition']['p95']:7.2f} ms")
             print(f"[{target.engine}] baseline p50 {r['baseline']['p50']:7.2f} ms, "
                   f"p95 {r['baseline']['p95']:7.2f} ms  (indexed equality, exact spelling)")
             print(f"[{target.engine}] list page with ?q= p50 {r['list_page']['p50']:7.2f} ms, "
