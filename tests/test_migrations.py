@@ -103,3 +103,24 @@ def test_builtin_addons_migrate_to_exactly_their_models(make_app):
     app = make_app(builtin, migrate=True)
     for owner in ["core", *builtin]:
         assert migrate.diff(app, owner) == [], owner
+
+
+def test_upgrading_gives_an_existing_support_agent_role_records_annotate(make_app):
+    """Data migration 6c1f0a2b9d47: agents who logged calls before keep doing so."""
+    from sqlalchemy import select
+
+    from core.extensions import db
+    from core.security import Role, RolePermission, seed_default_roles
+
+    app = make_app([], migrate=True)
+    migrate.downgrade(app, "core", "02b648aeb79f")
+    with app.app_context():
+        seed_default_roles()
+        agent = db.session.scalar(select(Role).where(Role.code == "support_agent"))
+        agent.permissions = agent.permissions - {"records.annotate"}  # as seeded before
+        db.session.commit()
+    migrate.upgrade(app, ["core"])
+    with app.app_context():
+        held = set(db.session.scalars(select(RolePermission.permission).join(
+            Role, Role.id == RolePermission.role_id).where(Role.code == "support_agent")))
+        assert "records.annotate" in held and "support.*" in held
