@@ -22,7 +22,7 @@ from core.api import db
 
 from ..folding import fold
 from ..models import STATUSES, CustomField, Partner
-from ..services import normalize_email, normalize_phone_parts
+from ..services import default_region, normalize_email, normalize_phone_parts
 
 #: Field key -> label. Several columns may map to `phone` or `email` (all are kept, the first
 #: is the primary); `company_*` link a person to a company created or matched by the import.
@@ -202,6 +202,7 @@ class RowError(Exception):
 
 # -- converting values ---------------------------------------------------------------------
 _PHONE_SPLIT = re.compile(r"[,;]\s*|\s*/\s*")
+_PHONE_SEPARATORS = re.compile(r"[,;/]")
 _EMAIL_SPLIT = re.compile(r"[,;\s]+")
 #: First characters a spreadsheet reads as a formula; exports prefix them with "'".
 _NEUTRALISED = ("=", "+", "-", "@", "\t", "\r")
@@ -269,12 +270,15 @@ def normalize_vat(text: str) -> str | None:
     return value or None
 
 
+#: Fields `RowMapper._plain()` checks or converts; any other is stored as written.
+_SPECIAL = frozenset(("kind", "birthday", "created_at", "country", "status", "vat", "lang",
+                      "owner", "company_name", "company_vat", "company_external_id"))
 #: Column lengths of the partner table, for a translated error instead of a database one.
 _LENGTHS = {c.key: c.type.length for c in Partner.__table__.columns
             if getattr(c.type, "length", None)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """One row, checked: the partner's own values and what links it to others."""
 
@@ -293,48 +297,82 @@ class Candidate:
     company_external_id: str | None = None
 
 
+def _birthday(cand: Candidate, key: str, raw: str) -> None:
+    cand.values[key] = parse_date(raw, key)
+
+
+def _created_at(cand: Candidate, key: str, raw: str) -> None:
+    cand.values[key] = parse_datetime(raw, key)
+
+
+def _lang(cand: Candidate, key: str, raw: str) -> None:
+    cand.values[key] = raw.lower()[:16]
+
+
+def _owner(cand: Candidate, key: str, raw: str) -> None:
+    cand.owner = raw
+
+
+def _company_name(cand: Candidate, key: str, raw: str) -> None:
+    cand.company_name = raw
+
+
+def _company_external_id(cand: Candidate, key: str, raw: str) -> None:
+    cand.company_external_id = raw
+
+
+#: The fields of `RowMapper._plain()` that need no more than one line, called directly.
+_DIRECT: dict[str, Callable[[Candidate, str, str], None]] = {
+    "birthday": _birthday, "created_at": _created_at, "lang": _lang, "owner": _owner,
+    "company_name": _company_name, "company_external_id": _company_external_id}
+
+
 class RowMapper:
-    """Turns rows into `Candidate`s for one mapping; built once per run (the custom fields
-    and users are read once, not per row)."""
+    """Turns rows into `Candidate`s for one mapping; built once per run (the custom fields,
+    the mapping's plan per column and the phone region are worked out once, not per row)."""
 
     def __init__(self, mapping: dict[str, str], *, kind: str,
-                 custom_fields: dict[str, CustomField] | None = None) -> None:
+                 custom_fields: dict[str, CustomField] | None = None,
+                 region: str | None = None) -> None:
         self.default_kind = kind
         self.plan: list[tuple[int, str]] = sorted(
             (int(index), key) for index, key in mapping.items() if key)
         self.custom_fields = custom_fields or {}
+        self.region = region or default_region()
+        #: (column, field, handler): None stores the text as it is, the common case.
+        self.steps: list[tuple[int, str, Callable[[Candidate, str, str], None] | None]] = []
+        for index, key in self.plan:
+            if key == "phone":
+                step: Callable[[Candidate, str, str], None] | None = self._phones
+            elif key == "email":
+                step = self._emails
+            elif key.startswith(CUSTOM_PREFIX):
+                step = self._custom_step
+            elif key in _SPECIAL:
+                step = _DIRECT.get(key, self._plain)
+            else:
+                step = None
+            self.steps.append((index, key, step))
 
     def convert(self, row_no: int, row: list[str]) -> Candidate:
         values: dict[str, Any] = {}
-        phones: list[str] = []
-        emails: list[str] = []
-        cand = Candidate(row_no, self.default_kind, values=values, phones=phones, emails=emails)
-        for index, key in self.plan:
-            raw = row[index].strip() if index < len(row) else ""
+        cand = Candidate(row_no, self.default_kind, values=values)
+        width = len(row)
+        for index, key, step in self.steps:
+            if index >= width:
+                continue
+            raw = row[index]
+            if not raw:
+                continue
+            raw = raw.strip()
             if not raw:
                 continue
             if raw[0] == "'" and raw[1:2] in _NEUTRALISED:
                 raw = raw[1:]  # our own export's guard against formula injection
-            if key == "phone":
-                for part in _PHONE_SPLIT.split(raw):
-                    number, national = normalize_phone_parts(part)
-                    if number and number not in phones:
-                        phones.append(number)
-                        cand.nationals[number] = national
-            elif key == "email":
-                for part in _EMAIL_SPLIT.split(raw):
-                    if not part:
-                        continue
-                    try:
-                        email = normalize_email(part)
-                    except ValueError:
-                        raise RowError("email_invalid", value=part) from None
-                    if email and email not in emails:
-                        emails.append(email)
-            elif key.startswith(CUSTOM_PREFIX):
-                self._custom(cand, key[len(CUSTOM_PREFIX):], raw)
+            if step is None:
+                values[key] = raw
             else:
-                self._plain(cand, key, raw)
+                step(cand, key, raw)
         if cand.kind == "person":
             if not (values.get("first_name") or values.get("last_name") or values.get("name")):
                 raise RowError("name_missing")
@@ -350,9 +388,33 @@ class RowMapper:
                 values.pop(key, None)
         for key, value in values.items():
             limit = _LENGTHS.get(key)
-            if limit and isinstance(value, str) and len(value) > limit:
+            if limit and type(value) is str and len(value) > limit:
                 raise RowError("too_long", field=key, max=limit)
         return cand
+
+    def _phones(self, cand: Candidate, key: str, raw: str) -> None:
+        phones = cand.phones
+        parts = _PHONE_SPLIT.split(raw) if _PHONE_SEPARATORS.search(raw) else (raw,)
+        for part in parts:
+            number, national = normalize_phone_parts(part, self.region)
+            if number and number not in phones:
+                phones.append(number)
+                cand.nationals[number] = national
+
+    def _emails(self, cand: Candidate, key: str, raw: str) -> None:
+        emails = cand.emails
+        for part in _EMAIL_SPLIT.split(raw):
+            if not part:
+                continue
+            try:
+                email = normalize_email(part)
+            except ValueError:
+                raise RowError("email_invalid", value=part) from None
+            if email and email not in emails:
+                emails.append(email)
+
+    def _custom_step(self, cand: Candidate, key: str, raw: str) -> None:
+        self._custom(cand, key[len(CUSTOM_PREFIX):], raw)
 
     def _plain(self, cand: Candidate, key: str, raw: str) -> None:
         values = cand.values

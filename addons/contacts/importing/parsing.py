@@ -93,7 +93,8 @@ def read_csv(data: bytes, encoding: str | None = None, delimiter: str | None = N
         header = next(reader, None)
         if not header:
             raise ParseError("empty")
-        rows = [row for row in reader if any(cell.strip() for cell in row)]
+        # A row of blank cells is skipped: its joined text is blank too (one strip per row).
+        rows = [row for row in reader if "".join(row).strip()]
     except csv.Error as exc:
         raise ParseError("csv", detail=str(exc)) from exc
     return Table([h.strip() for h in header], rows, encoding, delimiter)

@@ -7,11 +7,14 @@ Why it is built this way:
   the session's connection, committed at the very end. An exception or a killed process
   before that commit leaves the contacts exactly as they were.
 - **Fast enough for 100k rows.** New partners are written with bulk statements (COPY on
-  PostgreSQL, `executemany` on SQLite) of rows whose derived data (names, E.164 phones, search
-  tokens, ICU sort keys) is computed in Python with the services' own functions; ids are
-  allocated up front so children need no round trip; on PostgreSQL the rows of the next chunk
-  are computed while the server stores the previous one. Matching asks one `IN` query per 500
-  values (`matching.py`), not a query per row. Updates go through the ORM and
+  PostgreSQL, INSERTs of hundreds of rows each on SQLite) of rows whose derived data (names,
+  E.164 phones, search tokens, ICU sort keys) is computed in Python with the services' own
+  functions; ids are allocated up front so children need no round trip; a helper thread
+  computes the rows of the next chunk while the database stores the previous one. The
+  database's share is index upkeep: rows go in the order of their sort keys, and on SQLite a
+  big import into a small table builds the sort-key and token indexes once at the end
+  (`Writer._defer_indexes`). Matching asks one `IN` query per 500 values, or reads a small
+  table whole (`matching.py`), never a query per row. Updates go through the ORM and
   `services.refresh_search()` like a form save: they are few, and they must be tracked.
 - **Progress** is written on a separate connection while the run only reads (on PostgreSQL
   also while it writes); SQLite allows one writer, so there the page says "saving" until the
@@ -24,6 +27,8 @@ from __future__ import annotations
 import gc
 import logging
 import queue
+import sqlite3
+import sys
 import threading
 import time
 from collections import Counter
@@ -31,9 +36,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import Date, DateTime, Numeric, delete, select, text, update
 
 from core.api import User, db, task, utcnow
 from core.audit import audit
@@ -53,17 +59,32 @@ log = logging.getLogger(__name__)
 INLINE_ROWS = 1000
 PREVIEW_ROWS = 200
 PROGRESS_EVERY = 5000
+#: ... and at most this often (the progress page refreshes itself every two seconds; each
+#: write is a commit of its own).
+PROGRESS_SECONDS = 1.0
 #: New partners computed and inserted per step of the write pipeline.
 WRITE_CHUNK = 5000
 #: A running import whose heartbeat is older than this was killed (its transaction is gone).
 STALE_AFTER = timedelta(minutes=10)
 SORT_COLUMNS = tuple(f"sort_{lang}" for lang in ("en", "lv", "ru", "uz", "kk", "ro"))
+#: The indexes a big import into a small table builds after its inserts (on SQLite): those
+#: on a sort key, and the search tokens' index by token; each takes its rows in random order.
+DEFERRED_INDEXES = frozenset([index.name for index in Partner.__table__.indexes
+                              if any(c.name in SORT_COLUMNS for c in index.columns)]
+                             + [index.name for index in SearchToken.__table__.indexes])
+#: Below this many new partners the indexes are always maintained row by row.
+REBUILD_MIN_ROWS = 10_000
 PARTNER_COLUMNS = (
     "id", "kind", "name", "first_name", "last_name", "middle_name", "company_id",
     "company_name", "job_title", "phone", "email", "website", "street", "city", "postcode",
     "region", "country", "lang", "birthday", "vat", "registration_no", "status", "source",
     "owner_id", "external_id", "active", "search_text", *SORT_COLUMNS, "created_at",
     "updated_at", "created_by_id", "version")
+PHONE_COLUMNS = ("partner_id", "number", "kind", "sequence")
+EMAIL_COLUMNS = ("partner_id", "email", "email_key", "kind", "sequence")
+TOKEN_COLUMNS = ("partner_id", "token")
+CUSTOM_COLUMNS = ("partner_id", "field_id", "value_text", "value_number", "value_date",
+                  "value_bool")
 #: Columns an import may set on an existing partner (and the revert restores).
 UPDATABLE = ("name", "first_name", "last_name", "middle_name", "company_id", "job_title",
              "website", "street", "city", "postcode", "region", "country", "lang", "birthday",
@@ -77,7 +98,7 @@ class ImportFailed(Exception):
         self.params = params
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What a row does (or would do, in a dry run)."""
 
@@ -112,11 +133,12 @@ class NewPartner:
         self.name = outcome.name if outcome is not None else display_name(cand)
 
 
-def display_name(cand: Candidate) -> str:
+def display_name(cand: Candidate, locale: str | None = None) -> str:
+    """The name a new partner gets (`locale`: the firm's name order, read once per run)."""
     values = cand.values
     if cand.kind == "person":
         built = services.person_name(values.get("first_name"), values.get("last_name"),
-                                     values.get("middle_name"))
+                                     values.get("middle_name"), locale)
         return built or values.get("name") or ""
     return values.get("name") or ""
 
@@ -127,24 +149,8 @@ def _sort_keys(name: str) -> tuple[bytes, ...]:
     return tuple(keys[column] for column in SORT_COLUMNS)
 
 
-class _Shape:
-    """The attributes `services.search_tokens()` reads, without an ORM object per row."""
-
-    __slots__ = ("city", "company_name", "email", "emails", "first_name", "id",
-                 "last_name", "middle_name", "name", "phone", "phones", "registration_no",
-                 "vat")
-
-    def __init__(self, **values: Any) -> None:
-        for key in self.__slots__:
-            setattr(self, key, values.get(key))
-
-
-class _Value:
-    __slots__ = ("email", "number")
-
-    def __init__(self, number: str | None = None, email: str | None = None) -> None:
-        self.number = number
-        self.email = email
+def _sort_order(partner: NewPartner) -> bytes:
+    return _sort_keys(partner.name)[0]
 
 
 class _Clock:
@@ -155,10 +161,18 @@ class _Clock:
         self._last = self._now()
         self.laps: dict[str, float] = {}
 
+        self._progress = self._last
+
     def lap(self, name: str) -> None:
         now = self._now()
         self.laps[name] = round(now - self._last, 3)
         self._last = now
+
+    def since_progress(self) -> float:
+        return self._now() - self._progress
+
+    def progressed(self) -> None:
+        self._progress = self._now()
 
 
 # -- running -------------------------------------------------------------------------------
@@ -230,6 +244,7 @@ def _finish_failed(batch_id: int, code: str, params: dict[str, Any]) -> None:
 
 
 def _run(batch: ImportBatch, dry_run: bool) -> None:
+    clock = _Clock()
     table = read_table(batch.content, batch.format, encoding=batch.encoding,
                        delimiter=batch.delimiter)
     options = batch.options or {}
@@ -238,18 +253,20 @@ def _run(batch: ImportBatch, dry_run: bool) -> None:
     mapper = RowMapper(batch.mapping or {}, kind=kind, custom_fields=custom)
     total = len(table.rows)
     _progress(batch.id, total_rows=total, phase="reading")
-    clock = _Clock()
+    clock.progressed()
+    locale = services.name_locale()
 
     outcomes: list[Outcome] = []
     for done, (row_no, row) in enumerate(iter_rows(table), start=1):
         try:
             cand = mapper.convert(row_no, row)
-            outcome = Outcome(row_no, "create", display_name(cand), cand=cand)
+            outcome = Outcome(row_no, "create", display_name(cand, locale), cand=cand)
         except RowError as exc:
             outcome = Outcome(row_no, "error", code=exc.code, params=exc.params, values=row)
         outcomes.append(outcome)
-        if done % PROGRESS_EVERY == 0:
+        if done % PROGRESS_EVERY == 0 and clock.since_progress() >= PROGRESS_SECONDS:
             _progress(batch.id, processed_rows=done)
+            clock.progressed()
     clock.lap("read")
     _progress(batch.id, processed_rows=total, phase="matching")
 
@@ -278,8 +295,9 @@ def _run(batch: ImportBatch, dry_run: bool) -> None:
     audit("import", model="contacts.partner", user=user,
           details={"import": batch.id, "file": batch.filename, **plan.counts()})
     clock.lap("write")
-    batch.result = {**batch.result, "seconds": {**clock.laps, "match_steps": plan.laps,
-                                                "insert": round(writer.db_seconds, 3)}}
+    batch.result = {**batch.result, "seconds": {
+        **clock.laps, "match_steps": plan.laps, "insert": round(writer.db_seconds, 3),
+        "index_build": round(writer.index_seconds, 3), "rows": round(writer.rows_seconds, 3)}}
     db.session.commit()
 
 
@@ -433,14 +451,11 @@ class Planner:
         vats = {o.cand.company_vat for o in people if o.cand.company_vat}
         names = any(o.cand.company_name for o in people)
         company = Partner.kind == "company"
-        for batch in matching.chunks(sorted(exts - set(by_ext))):
-            for pid, ext in db.session.execute(select(Partner.id, Partner.external_id).where(
-                    company, Partner.external_id.in_(batch))):
-                by_ext.setdefault(ext, pid)
-        for batch in matching.chunks(sorted(vats - set(by_vat))):
-            for pid, vat in db.session.execute(select(Partner.id, Partner.vat).where(
-                    company, Partner.vat.in_(batch))):
-                by_vat.setdefault(vat, pid)
+        for ext, pid in matching.holding(Partner.external_id, Partner.id, exts - set(by_ext),
+                                         company):
+            by_ext.setdefault(ext, pid)
+        for vat, pid in matching.holding(Partner.vat, Partner.id, vats - set(by_vat), company):
+            by_vat.setdefault(vat, pid)
         if names:
             for pid, name in db.session.execute(select(Partner.id, Partner.name).where(
                     company, Partner.active.is_(True)).order_by(Partner.id)):
@@ -483,28 +498,36 @@ class Planner:
         index = matching.DuplicateIndex(phones, emails, vats)
         index.load_colleagues({ref for ref in self.links.values()
                                if isinstance(ref, int)})
-        first_row: dict[tuple[str, str], int] = {}
+        #: The first row of the file holding each phone, e-mail key and tax number.
+        first_row: dict[str, dict[str, int]] = {"phone": {}, "email": {}, "vat": {}}
         skip = bool(self.options.get("skip_duplicates"))
+        links = self.links
         for outcome in live:
             cand = outcome.cand
-            company = self.company_ref(outcome.row_no)
-            found = index.matches(
-                phones=cand.phones, emails=cand.emails, vat=cand.values.get("vat"),
-                name=outcome.name if cand.kind == "person" else None,
-                company_id=company if isinstance(company, int) else None,
-                exclude_id=outcome.partner_id)
+            row_no = outcome.row_no
+            vat = cand.values.get("vat")
+            company = links.get(row_no)
+            company_id = company if isinstance(company, int) else None
+            emails = [e.lower() for e in cand.emails]
+            if index.may_match(cand.phones, emails, vat, company_id):
+                found = index.matches(
+                    phones=cand.phones, emails=emails, vat=vat,
+                    name=outcome.name if cand.kind == "person" else None,
+                    company_id=company_id, exclude_id=outcome.partner_id)
+            else:
+                found = []
             in_file: dict[int, list[str]] = {}
-            pairs = [("phone", p) for p in cand.phones] + [
-                ("email", e.lower()) for e in cand.emails]
-            if cand.values.get("vat"):
-                pairs.append(("vat", cand.values["vat"]))
-            for reason, value in pairs:
-                earlier = first_row.setdefault((reason, value), outcome.row_no)
-                if earlier != outcome.row_no:
-                    reasons = in_file.setdefault(earlier, [])
-                    if reason not in reasons:
-                        reasons.append(reason)
-            found += [{"row": row, "reasons": reasons} for row, reasons in in_file.items()]
+            for reason, values in (("phone", cand.phones), ("email", emails),
+                                   ("vat", (vat,) if vat else ())):
+                seen = first_row[reason]
+                for value in values:
+                    earlier = seen.setdefault(value, row_no)
+                    if earlier != row_no:
+                        reasons = in_file.setdefault(earlier, [])
+                        if reason not in reasons:
+                            reasons.append(reason)
+            if in_file:
+                found += [{"row": row, "reasons": reasons} for row, reasons in in_file.items()]
             outcome.duplicates = found
             if found and skip and outcome.action == "create":
                 outcome.action = "skip"
@@ -546,6 +569,34 @@ class Planner:
 
 
 # -- writing -------------------------------------------------------------------------------
+class _QuickHandover:
+    """A shorter GIL switch interval while imports write (process-wide, so counted: the
+    last import to finish puts the previous interval back)."""
+
+    seconds = 0.0005
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = sys.getswitchinterval()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if not self._users:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._saved, self.seconds))
+            self._users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if not self._users:
+                sys.setswitchinterval(self._saved)
+
+
+_QUICK_HANDOVER = _QuickHandover()
+
+
 @dataclass
 class _Rows:
     """One chunk of new partners as tuples per table."""
@@ -567,31 +618,54 @@ class Writer:
         self.plan = plan
         self.conn = db.session.connection()
         self.now = utcnow()
-        #: Time spent in the bulk statements (the benchmark shows it beside the rest).
-        self.db_seconds = 0.0
+        #: Time spent in the bulk statements, in building indexes again (included in the
+        #: former) and in computing the rows (on the helper thread, alongside): the
+        #: benchmark shows them beside the phases.
+        self.db_seconds = self.index_seconds = self.rows_seconds = 0.0
+        #: SQLite's text for each date and time value met, per column.
+        self._memo: dict[tuple[str, str], dict[Any, Any]] = {}
+        self._variables = _sqlite_variables(self.conn) \
+            if self.conn.dialect.name == "sqlite" else 0
 
     def write(self) -> None:
         # The first write takes SQLite's write lock, so the ids read next stay ours.
         db.session.execute(delete(ImportRecord).where(ImportRecord.import_id == self.batch.id))
-        if self.conn.dialect.name == "sqlite":
-            # A big page cache for this transaction: the token and sort-key indexes take
-            # random inserts, and SQLite's default 2 MB cache would spill them to the WAL.
-            self.conn.exec_driver_sql("PRAGMA cache_size=-262144")
         new = self.plan.new
-        ids = self._allocate(len(new))
-        for partner, pid in zip(new, ids, strict=True):
-            partner.id = pid
+        sqlite = self.conn.dialect.name == "sqlite"
+        if sqlite:
+            # A page cache that holds all this transaction writes (about 2.5 kB a partner
+            # with its phones, e-mails, tokens and index entries): SQLite's default 2 MB
+            # would spill pages to the WAL and read them back, again and again.
+            kib = min(max(256 * 1024, 4 * len(new)), 1024 * 1024)
+            self.conn.exec_driver_sql(f"PRAGMA cache_size=-{kib}")
+        try:
+            self._write(new)
+        finally:
+            if sqlite:  # the pooled connection goes back with SQLite's default cache
+                self.conn.exec_driver_sql("PRAGMA cache_size=-2000")
+
+    def _write(self, new: list[NewPartner]) -> None:
         companies = [n for n in new if n.kind == "company"]
         people = [n for n in new if n.kind == "person"]
+        deferred = self._defer_indexes(len(new))
+        # Rows go in, and take their ids, in the order of their sort keys: each sort-key
+        # index then takes its new entries nearly in order, page after page (the twelve
+        # indexes agree within a script), and the phones, e-mails and tokens, which follow
+        # their partner's id, are appended to the end of their partner-id indexes; random
+        # places in all of these would cost PostgreSQL 10-20% more time, SQLite a third.
+        companies.sort(key=_sort_order)
+        people.sort(key=_sort_order)
+        ids = self._allocate(len(new))
+        for partner, pid in zip(companies + people, ids, strict=True):
+            partner.id = pid
         self._insert_partners(companies)
         self._insert_partners(people)
+        self._rebuild_indexes(deferred)
         if ids:
             self._record_created(sorted(ids))
         for outcome, pid in self.plan.updates:
             self._update(outcome, pid)
         db.session.flush()
-        if self.conn.dialect.name == "sqlite":
-            self.conn.exec_driver_sql("PRAGMA cache_size=-2000")
 
     def _allocate(self, count: int) -> list[int]:
         if not count:
@@ -604,6 +678,39 @@ class Writer:
         start = self.conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM contacts_partner")
                                   ).scalar_one()
         return list(range(start + 1, start + count + 1))
+
+    def _defer_indexes(self, count: int) -> list[str]:
+        """On SQLite, an import at least as big as the partner table drops the sort-key and
+        token indexes and builds them again after its inserts (the `CREATE INDEX` statements
+        stored in the schema), in its own transaction: one sort per index instead of 100k
+        random b-tree inserts into each of twelve sort-key indexes (and a million into the
+        token index), about twice as fast. A rollback or a killed process puts them back
+        with everything else, and other connections keep reading the committed schema,
+        indexes included, meanwhile. Not on PostgreSQL, where `DROP INDEX` would lock the
+        contacts list for everyone until the commit."""
+        if self.conn.dialect.name != "sqlite" or count < REBUILD_MIN_ROWS:
+            return []
+        existing = self.conn.exec_driver_sql("SELECT COUNT(*) FROM contacts_partner").scalar()
+        if existing > count:
+            return []
+        found = self.conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name IN "
+            "('contacts_partner', 'contacts_search_token') ORDER BY name").all()
+        statements = []
+        for name, sql in found:
+            if name in DEFERRED_INDEXES and sql:
+                self.conn.exec_driver_sql(f'DROP INDEX "{name}"')
+                statements.append(sql)
+        return statements
+
+    def _rebuild_indexes(self, statements: list[str]) -> None:
+        if not statements:
+            return
+        started = time.perf_counter()
+        for sql in statements:
+            self.conn.exec_driver_sql(sql)
+        self.index_seconds = time.perf_counter() - started
+        self.db_seconds += self.index_seconds
 
     def _record_created(self, ids: list[int]) -> None:
         ranges: list[dict[str, Any]] = []
@@ -632,11 +739,13 @@ class Writer:
         return texts
 
     def _insert_partners(self, partners: list[NewPartner]) -> None:
-        """Rows are computed and inserted chunk by chunk. On PostgreSQL a helper thread
-        computes the next chunk while this one streams the previous one to the server, whose
-        work then overlaps with Python's. SQLite works inside this process and gives the GIL
-        back for every row it steps, so a busy helper thread would make each row wait for the
-        interpreter's switch interval: there the chunks run one after the other."""
+        """Rows are computed and inserted chunk by chunk: a helper thread computes the next
+        chunk (tokens, sort keys: Python) while this one stores the previous one, and the
+        database's work overlaps with Python's: PostgreSQL's in its own process, SQLite's
+        in this one while a statement of hundreds of rows steps without the GIL. So that
+        this thread gets the GIL back as soon as such a statement is done, rather than after
+        the interpreter's 5 ms switch interval, the interval is shortened meanwhile.
+        Progress is reported on PostgreSQL only: SQLite has one writer, this transaction."""
         if not partners:
             return
         names = {n.id: n.name for n in self.plan.new}
@@ -644,89 +753,113 @@ class Writer:
         for batch in matching.chunks(sorted(refs)):
             names.update(db.session.execute(
                 select(Partner.id, Partner.name).where(Partner.id.in_(batch))).all())
-        if self.conn.dialect.name != "postgresql":
-            for start in range(0, len(partners), WRITE_CHUNK):
-                self._insert(self._rows(partners[start:start + WRITE_CHUNK], names))
-            return
         chunks: queue.Queue[_Rows | BaseException | None] = queue.Queue(maxsize=3)
+        stop = threading.Event()
 
         def produce() -> None:
             try:
                 for start in range(0, len(partners), WRITE_CHUNK):
-                    chunks.put(self._rows(partners[start:start + WRITE_CHUNK], names))
+                    if stop.is_set():  # the inserting thread failed: nobody needs more
+                        return
+                    started = time.perf_counter()
+                    rows = self._prepared(self._rows(partners[start:start + WRITE_CHUNK],
+                                                     names))
+                    self.rows_seconds += time.perf_counter() - started
+                    chunks.put(rows)
                 chunks.put(None)
             except BaseException as exc:  # noqa: BLE001 - handed to the inserting thread
                 chunks.put(exc)
 
+        report = self.conn.dialect.name == "postgresql"
         producer = threading.Thread(target=produce, name="birga-import-rows", daemon=True)
-        producer.start()
         done = 0
-        try:
-            while (item := chunks.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                self._insert(item)
-                done += item.count
-                _progress(self.batch.id, processed_rows=done)
-        finally:
-            while producer.is_alive():  # unblock a producer waiting on a full queue
-                try:
-                    chunks.get(timeout=0.1)
-                except queue.Empty:
-                    pass
-            producer.join()
+        reported = time.perf_counter()
+        with _QUICK_HANDOVER:
+            producer.start()
+            try:
+                while (item := chunks.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
+                    self._insert(item)
+                    done += item.count
+                    if report and time.perf_counter() - reported >= PROGRESS_SECONDS:
+                        _progress(self.batch.id, processed_rows=done)
+                        reported = time.perf_counter()
+            finally:
+                stop.set()
+                while producer.is_alive():  # unblock a producer waiting on a full queue
+                    try:
+                        chunks.get(timeout=0.1)
+                    except queue.Empty:
+                        pass
+                producer.join()
 
     def _rows(self, partners: list[NewPartner], names: dict[int, str]) -> _Rows:
         """Plain tuples for one chunk of new partners (no database, no app context)."""
         out = _Rows(len(partners))
         user_id = self.batch.user_id
         now = self.now
+        search_tokens = services.bulk_search_tokens
+        custom_texts = self._custom_texts
+        partner_rows, phone_rows, email_rows = out.partners, out.phones, out.emails
+        token_rows, custom_rows = out.tokens, out.custom
         for partner in partners:
             cand = partner.cand
-            values = cand.values
-            company_id = partner.company.id if isinstance(partner.company, NewPartner) \
-                else partner.company
+            get = cand.values.get
+            company = partner.company
+            company_id = company.id if isinstance(company, NewPartner) else company
             company_name = names.get(company_id) if company_id is not None else None
-            texts = [partner.name, values.get("first_name"), values.get("last_name"),
-                     values.get("middle_name"), company_name, values.get("vat"),
-                     values.get("registration_no"), values.get("city"),
-                     *self._custom_texts(cand)]
-            found = services.bulk_search_tokens(
-                texts, [(p, cand.nationals.get(p)) for p in cand.phones], cand.emails)
-            ordered = sorted(found)
+            first_name, last_name, middle_name = (get("first_name"), get("last_name"),
+                                                  get("middle_name"))
+            city, vat, registration_no = get("city"), get("vat"), get("registration_no")
+            texts = [partner.name, first_name, last_name, middle_name, company_name, vat,
+                     registration_no, city]
+            if cand.custom:
+                texts += custom_texts(cand)
+            phones, emails = cand.phones, cand.emails
+            nationals = cand.nationals
+            ordered = sorted(search_tokens(texts, [(p, nationals.get(p)) for p in phones],
+                                           emails))
             pid = partner.id
-            out.partners.append((
-                pid, partner.kind, partner.name, values.get("first_name"),
-                values.get("last_name"), values.get("middle_name"), company_id, company_name,
-                values.get("job_title"), cand.phones[0] if cand.phones else None,
-                cand.emails[0] if cand.emails else None, values.get("website"),
-                values.get("street"), values.get("city"), values.get("postcode"),
-                values.get("region"), values.get("country"), values.get("lang"),
-                values.get("birthday"), values.get("vat"), values.get("registration_no"),
-                values.get("status") or "lead", values.get("source"),
-                values.get("owner_id") or user_id, values.get("external_id"), True,
-                " ".join(ordered), *_sort_keys(partner.name),
-                values.get("created_at") or now, now, user_id, 1))
-            for seq, number in enumerate(cand.phones):
-                out.phones.append((pid, number, "mobile", seq))
-            for seq, email in enumerate(cand.emails):
-                out.emails.append((pid, email, email.lower(), "work", seq))
-            out.tokens.extend((pid, token) for token in ordered)
-            for field_id, (t, n, d, b) in cand.custom.items():
-                out.custom.append((pid, field_id, t, n, d, b))
+            partner_rows.append((
+                pid, partner.kind, partner.name, first_name, last_name, middle_name,
+                company_id, company_name, get("job_title"), phones[0] if phones else None,
+                emails[0] if emails else None, get("website"), get("street"), city,
+                get("postcode"), get("region"), get("country"), get("lang"), get("birthday"),
+                vat, registration_no, get("status") or "lead", get("source"),
+                get("owner_id") or user_id, get("external_id"), True, " ".join(ordered),
+                *_sort_keys(partner.name), get("created_at") or now, now, user_id, 1))
+            for seq, number in enumerate(phones):
+                phone_rows.append((pid, number, "mobile", seq))
+            for seq, email in enumerate(emails):
+                email_rows.append((pid, email, email.lower(), "work", seq))
+            token_rows += [(pid, token) for token in ordered]
+            if cand.custom:
+                for field_id, (t, n, d, b) in cand.custom.items():
+                    custom_rows.append((pid, field_id, t, n, d, b))
         return out
+
+    def _tables(self, rows: _Rows) -> list[tuple[Any, tuple[str, ...], list[tuple[Any, ...]]]]:
+        return [(Partner.__table__, PARTNER_COLUMNS, rows.partners),
+                (PartnerPhone.__table__, PHONE_COLUMNS, rows.phones),
+                (PartnerEmail.__table__, EMAIL_COLUMNS, rows.emails),
+                (SearchToken.__table__, TOKEN_COLUMNS, rows.tokens),
+                (CustomValue.__table__, CUSTOM_COLUMNS, rows.custom)]
+
+    def _prepared(self, rows: _Rows) -> _Rows:
+        """On SQLite, the chunk's dates and decimals already as SQLite stores them (done by
+        the helper thread, so that the inserting one only binds and steps)."""
+        if self.conn.dialect.name == "sqlite":
+            dialect, memo, variables = self.conn.dialect, self._memo, self._variables
+            rows.partners, rows.phones, rows.emails, rows.tokens, rows.custom = (
+                _sqlite_values(dialect, table, columns, values, memo, variables)
+                for table, columns, values in self._tables(rows))
+        return rows
 
     def _insert(self, rows: _Rows) -> None:
         started = time.perf_counter()
-        bulk_insert(self.conn, Partner.__table__, PARTNER_COLUMNS, rows.partners)
-        bulk_insert(self.conn, PartnerPhone.__table__,
-                    ("partner_id", "number", "kind", "sequence"), rows.phones)
-        bulk_insert(self.conn, PartnerEmail.__table__,
-                    ("partner_id", "email", "email_key", "kind", "sequence"), rows.emails)
-        bulk_insert(self.conn, SearchToken.__table__, ("partner_id", "token"), rows.tokens)
-        bulk_insert(self.conn, CustomValue.__table__,
-                    ("partner_id", "field_id", "value_text", "value_number", "value_date",
-                     "value_bool"), rows.custom)
+        for table, columns, values in self._tables(rows):
+            bulk_insert(self.conn, table, columns, values)
         self.db_seconds += time.perf_counter() - started
 
     def _update(self, outcome: Outcome, pid: int) -> None:
@@ -788,8 +921,10 @@ def _plain(value: Any) -> Any:
 
 def bulk_insert(conn: Any, table: Any, columns: tuple[str, ...],
                 rows: list[tuple[Any, ...]]) -> None:
-    """Insert plain tuples fast: COPY on PostgreSQL, the driver's executemany on SQLite (with
-    SQLAlchemy's own conversions only for the types SQLite cannot bind as they are)."""
+    """Insert plain tuples fast: COPY on PostgreSQL; on SQLite, INSERTs of as many rows as
+    a statement may bind (one statement steps hundreds of rows; `executemany` would step,
+    and cross the driver, once per row), with SQLAlchemy's own conversions for the types
+    SQLite cannot bind as they are."""
     if not rows:
         return
     names = ", ".join(columns)
@@ -799,29 +934,71 @@ def bulk_insert(conn: Any, table: Any, columns: tuple[str, ...],
             for row in rows:
                 copy.write_row(row)
         return
-    from sqlalchemy import Date, DateTime, Numeric
+    if not isinstance(rows, _SQLiteValues):
+        rows = _sqlite_values(conn.dialect, table, columns, rows, {}, _sqlite_variables(conn))
+    for count, params in rows.statements:
+        conn.exec_driver_sql(_insert_sql(table.name, columns, count), params)
 
-    processors = []
-    for name in columns:
+
+@lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...], count: int) -> str:
+    one = "(" + ", ".join("?" * len(columns)) + ")"
+    # Table and column names come from our own metadata, never from the file.
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join(  # noqa: S608
+        [one] * count)
+
+
+def _sqlite_variables(conn: Any) -> int:
+    """How many parameters one SQLite statement may bind (999 before SQLite 3.32)."""
+    driver = conn.connection.driver_connection
+    try:
+        limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except (AttributeError, sqlite3.Error):
+        limit = 999
+    return max(1, min(limit, 32766))
+
+
+class _SQLiteValues(list):
+    """Rows whose values SQLite can bind as they are, and the parameters of the statements
+    that insert them: (rows, their values one after the other) per statement."""
+
+    statements: list[tuple[int, tuple[Any, ...]]]
+
+
+def _sqlite_values(dialect: Any, table: Any, columns: tuple[str, ...],
+                   rows: list[tuple[Any, ...]], memo: dict[tuple[str, str], dict[Any, Any]],
+                   variables: int) -> _SQLiteValues:
+    """Dates, times and decimals as SQLAlchemy stores them on SQLite (each distinct value
+    converted once: a file repeats its dates, and `updated_at` is one value), cut into
+    statements of at most `variables` parameters."""
+    if isinstance(rows, _SQLiteValues):
+        return rows
+    slots = []
+    for index, name in enumerate(columns):
         column_type = table.c[name].type
         if isinstance(column_type, Date | DateTime | Numeric):
-            processors.append(column_type._cached_bind_processor(conn.dialect))
-        else:
-            processors.append(None)
-    if any(processors):
-        slots = [(i, p) for i, p in enumerate(processors) if p is not None]
-        converted = []
+            process = column_type._cached_bind_processor(dialect)
+            if process is not None:
+                slots.append((index, process, memo.setdefault((table.name, name), {})))
+    if not slots:
+        converted = _SQLiteValues(rows)
+    else:
+        converted = _SQLiteValues()
         for row in rows:
             values = list(row)
-            for i, process in slots:
-                if values[i] is not None:
-                    values[i] = process(values[i])
+            for index, process, seen in slots:
+                value = values[index]
+                if value is not None:
+                    found = seen.get(value)
+                    if found is None:
+                        found = seen[value] = process(value)
+                    values[index] = found
             converted.append(tuple(values))
-        rows = converted
-    marks = ", ".join("?" for _ in columns)
-    # Table and column names come from our own metadata, never from the file.
-    sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
-    conn.exec_driver_sql(sql, rows)
+    per = max(1, variables // len(columns))
+    converted.statements = [
+        (len(part), tuple(chain.from_iterable(part)))
+        for part in (converted[start:start + per] for start in range(0, len(converted), per))]
+    return converted
 
 
 # -- revert --------------------------------------------------------------------------------

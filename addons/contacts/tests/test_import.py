@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 
 from addons.contacts import services
 from addons.contacts.duplicates import find_duplicates
@@ -160,7 +160,21 @@ def test_dry_run_changes_nothing_and_reports_each_row(app, admin):
     assert batch.result["preview"][0]["partner_id"] == existing.id
 
 
-def test_update_by_key_changes_the_existing_record_instead_of_duplicating(app, admin):
+@pytest.fixture(params=["probe", "scan"])
+def lookups(request, monkeypatch):
+    """Matching finds existing values by `IN` queries, or for a file as big as the table by
+    reading the table whole: both ways must find the same."""
+    from addons.contacts.importing import matching
+
+    if request.param == "scan":
+        monkeypatch.setattr(matching, "CHUNK", 1)
+        monkeypatch.setattr(matching, "SCAN_RATIO", 10**6)
+    else:
+        monkeypatch.setattr(matching, "SCAN_RATIO", 0)
+    return request.param
+
+
+def test_update_by_key_changes_the_existing_record_instead_of_duplicating(app, admin, lookups):
     first = run_import(csv_bytes([["id", "First name", "Last name", "Phone", "City"],
                                   ["A-1", "Ivan", "Petrov", "+7 916 123-45-67", "Moscow"]]),
                        "v1.csv", admin)
@@ -180,7 +194,7 @@ def test_update_by_key_changes_the_existing_record_instead_of_duplicating(app, a
     assert record.action == "update" and record.previous["fields"] == {"city": "Moscow"}
 
 
-def test_rows_like_existing_contacts_are_flagged_or_skipped(app, admin):
+def test_rows_like_existing_contacts_are_flagged_or_skipped(app, admin, lookups):
     existing = Partner(kind="person", first_name="Anna", last_name="Liepa", name="")
     services.set_phones(existing, ["+7 916 555-00-00"])
     services.refresh_search(existing)
@@ -244,9 +258,21 @@ def insert_then_die(conn, table, columns, rows):
 
 runner.bulk_insert = insert_then_die
 runner.WRITE_CHUNK = 5
+runner.REBUILD_MIN_ROWS = 5  # on SQLite the sort-key and token indexes are dropped first
 with app.app_context():
     runner.execute(int(sys.argv[2]))
 """
+
+
+def index_definitions() -> dict[str, str]:
+    """Every index of the contacts tables as the database describes it."""
+    if db.engine.dialect.name == "sqlite":
+        return dict(db.session.execute(text(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL "
+            "AND tbl_name LIKE 'contacts%'")).all())
+    return dict(db.session.execute(text(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE 'contacts%' "
+        "AND schemaname = current_schema()")).all())
 
 
 def test_an_import_killed_midway_leaves_nothing(app, admin):
@@ -254,6 +280,7 @@ def test_an_import_killed_midway_leaves_nothing(app, admin):
         [f"Name{i}", f"Surname{i}", f"+7 916 000-{i:02d}-00"] for i in range(20)]
     batch = create_batch(csv_bytes(rows), "a.csv", user_id=admin.id)
     db.session.commit()
+    indexes = index_definitions()
     config = {key: app.config[key] for key in (
         "SQLALCHEMY_DATABASE_URI", "SECRET_KEY", "INSTANCE_PATH", "BIRGA_ADDONS",
         "BIRGA_PHONE_REGION") if key in app.config}
@@ -266,6 +293,7 @@ def test_an_import_killed_midway_leaves_nothing(app, admin):
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     db.session.expire_all()
     assert counts() == {t.__tablename__: 0 for t in TABLES}
+    assert index_definitions() == indexes
     batch = db.session.get(ImportBatch, batch.id)
     assert batch.state == "running"  # it never got to say anything else
     assert not runner.is_stale(batch)
@@ -412,7 +440,8 @@ def test_a_long_import_runs_as_a_background_job(make_app, make_user):
         assert db.session.scalar(select(func.count(Partner.id))) == 30
 
 
-def test_one_sheet_of_companies_and_people_links_people_to_their_company(app, admin):
+def test_one_sheet_of_companies_and_people_links_people_to_their_company(app, admin,
+                                                                         lookups):
     existing = Partner(kind="company", name="SIA Koks", vat="40003245752")
     db.session.add(existing)
     services.refresh_search(existing)
@@ -430,3 +459,84 @@ def test_one_sheet_of_companies_and_people_links_people_to_their_company(app, ad
     assert akmens.kind == "company" and by_name("Anna Liepa").company_id == akmens.id
     assert db.session.scalar(select(func.count(Partner.id)).where(
         Partner.kind == "company")) == 2
+
+
+# -- a big import into a small table (SQLite builds some indexes afterwards) ---------------
+def people_rows(count: int) -> list[list[str]]:
+    return [["First name", "Last name", "Phone", "E-mail", "City"]] + [
+        [f"Name{i}", ["Bērziņš", "Петров", "Oʻrinboyev", "Țurcanu"][i % 4],
+         f"+371 2{i:07d}", f"p{i}@example.lv", ["Rīga", "Алматы", "Chișinău"][i % 3]]
+        for i in range(count)]
+
+
+def test_a_big_import_into_a_small_table_builds_the_indexes_again(app, admin, monkeypatch):
+    monkeypatch.setattr(runner, "REBUILD_MIN_ROWS", 10)
+    indexes = index_definitions()
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        batch = run_import(csv_bytes(people_rows(40)), "p.csv", admin)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert batch.state == "done", batch.failure
+    dropped = [s for s in statements if s.startswith("DROP INDEX")]
+    if db.engine.dialect.name == "sqlite":
+        assert len(dropped) == len(runner.DEFERRED_INDEXES) == 13
+        assert db.session.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    else:  # DROP INDEX would lock the contacts list for everyone until the commit
+        assert dropped == []
+    assert index_definitions() == indexes
+    partners = db.session.scalars(select(Partner).order_by(Partner.id)).all()
+    assert sorted(p.first_name for p in partners) == sorted(f"Name{i}" for i in range(40))
+    # One import's ids follow its names' order (the indexes take them in order).
+    assert [p.sort_en for p in partners] == sorted(p.sort_en for p in partners)
+    for partner in partners:
+        stored = set(db.session.scalars(select(SearchToken.token).where(
+            SearchToken.partner_id == partner.id)))
+        assert stored == services.search_tokens(partner), partner.name
+        for column, key in sort_keys(partner.name).items():
+            assert getattr(partner, column) == key
+    assert search("berzins") == sorted(f"Name{i} Bērziņš" for i in range(0, 40, 4))
+    assert search("+371 20000006") == ["Name6 Oʻrinboyev"]
+
+
+def test_a_big_import_that_fails_leaves_the_indexes_as_they_were(app, admin, monkeypatch):
+    monkeypatch.setattr(runner, "REBUILD_MIN_ROWS", 10)
+    monkeypatch.setattr(runner, "WRITE_CHUNK", 10)
+    before, indexes = counts(), index_definitions()
+    real_insert = runner.bulk_insert
+
+    def failing_insert(conn, table, columns, rows):
+        real_insert(conn, table, columns, rows)
+        if table.name == "contacts_search_token":  # the first chunk is in
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(runner, "bulk_insert", failing_insert)
+    batch = run_import(csv_bytes(people_rows(30)), "p.csv", admin)
+    assert batch.state == "failed" and batch.failure["params"] == {"detail": "disk full"}
+    assert counts() == before
+    assert index_definitions() == indexes
+
+
+def test_an_import_into_a_bigger_table_keeps_its_indexes(app, admin, monkeypatch):
+    monkeypatch.setattr(runner, "REBUILD_MIN_ROWS", 10)
+    first = run_import(csv_bytes(people_rows(30)), "p.csv", admin)
+    assert first.state == "done", first.failure
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        rows = [["First name", "Last name"]] + [[f"More{i}", "Ozols"] for i in range(12)]
+        second = run_import(csv_bytes(rows), "more.csv", admin)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert second.state == "done", second.failure
+    assert not [s for s in statements if s.startswith("DROP INDEX")]
+    assert len(search("ozols")) == 12
