@@ -1,11 +1,12 @@
 """Queries behind the kanban board and the deal list, built to stay fast with 50k deals.
 
-The board never loads a whole pipeline: each column gets its top N cards with one LIMIT query
-over the board index (`pipeline_id, active, stage_id, sequence, id`), so the number of queries
-depends on the number of stages, never on the number of deals; the rest of each column is
-counted and summed per currency with ONE `GROUP BY stage_id, currency`. Totals never mix
-currencies; a converted total in the company currency, at today's dated rates
-(`core.refdata.rate_on`, one lookup per currency on the board), is shown beside them.
+The board never loads a whole pipeline: each column's top N cards come from a LIMIT query over
+the board index (`pipeline_id, active, stage_id, sequence, id`), all columns in ONE statement
+(`column_cards`), so the number of queries depends neither on the number of deals nor on the
+number of stages; the rest of each column is counted and summed per currency with ONE
+`GROUP BY stage_id, currency`. Totals never mix currencies; a converted total in the company
+currency, at today's dated rates (`core.refdata.rate_on`, one lookup per currency on the
+board), is shown beside them.
 
 Every query starts from `core.security.scoped`, so the record rules (own / team / all) apply
 to the cards, the counts, the sums, the list and the export alike.
@@ -21,7 +22,8 @@ from typing import Any
 
 from babel.numbers import format_currency, get_currency_precision
 from flask_babel import get_locale
-from sqlalchemy import Select, func, select
+from sqlalchemy import Integer, Select, any_, bindparam, func, select, true, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -90,15 +92,19 @@ class DealFilters:
         return stmt
 
 
-@dataclass
 class Card:
-    """What a card shows: the deal and a few joined names (no lazy loads in the template)."""
+    """What a card or a list row shows: the deal and a few joined names, as plain attributes
+    (no lazy loads in the template; slots: a board builds hundreds per page)."""
 
-    deal: Deal
-    partner_name: str | None
-    company_name: str | None
-    owner_name: str | None
-    tags: list[Tag] = field(default_factory=list)
+    __slots__ = ("company_name", "deal", "owner_name", "partner_name", "tags")
+
+    def __init__(self, deal: Any, partner_name: str | None, company_name: str | None,
+                 owner_name: str | None, tags: list[Any] | None = None) -> None:
+        self.deal = deal
+        self.partner_name = partner_name
+        self.company_name = company_name
+        self.owner_name = owner_name
+        self.tags = tags if tags is not None else []
 
     @property
     def client(self) -> str:
@@ -152,31 +158,44 @@ def attach_tags(cards: list[Card]) -> None:
     ids = [c.deal.id for c in cards]
     if not ids:
         return
+    if db.session.get_bind().dialect.name == "postgresql":
+        # One array parameter: a board's 300 ids as 300 parameters cost the driver and
+        # SQLAlchemy more than the query itself.
+        among = DealTag.deal_id == any_(bindparam("deal_ids", ids, type_=ARRAY(Integer)))
+    else:
+        among = DealTag.deal_id.in_(ids)
     by_deal: dict[int, list[Tag]] = {}
     for deal_id, tag in db.session.execute(
             select(DealTag.deal_id, Tag).join(Tag, Tag.id == DealTag.tag_id)
-            .where(DealTag.deal_id.in_(ids)).order_by(Tag.name)):
+            .where(among).order_by(Tag.name)):
         by_deal.setdefault(deal_id, []).append(tag)
     for card in cards:
         card.tags = by_deal.get(card.deal.id, [])
 
 
-@dataclass
 class CardDeal:
-    """The few deal columns a board card shows, read without building ORM objects: a board
-    shows hundreds of cards and identity-mapped entities cost several times more."""
+    """The few deal columns a card shows, read without building ORM objects: a board shows
+    hundreds of cards and identity-mapped entities cost several times more."""
 
-    id: int
-    title: str
-    amount: Decimal
-    currency: str
-    version: int
-    stale: bool
-    next_activity_at: Any
-    stage_id: int
-    expected_close: date | None
-    probability: int | None
-    stage: Stage | None = None
+    __slots__ = ("amount", "currency", "expected_close", "id", "next_activity_at",
+                 "probability", "sequence", "stage", "stage_id", "stale", "title", "version")
+
+    def __init__(self, id: int, title: str, amount: Decimal, currency: str,  # noqa: A002
+                 version: int, stale: bool, next_activity_at: Any, stage_id: int,
+                 expected_close: date | None, probability: int | None, sequence: int,
+                 stage: Stage) -> None:
+        self.id = id
+        self.title = title
+        self.amount = amount
+        self.currency = currency
+        self.version = version
+        self.stale = stale
+        self.next_activity_at = next_activity_at
+        self.stage_id = stage_id
+        self.expected_close = expected_close
+        self.probability = probability
+        self.sequence = sequence
+        self.stage = stage
 
     @property
     def effective_probability(self) -> int:
@@ -184,24 +203,68 @@ class CardDeal:
 
 
 _CARD_COLUMNS = (Deal.id, Deal.title, Deal.amount, Deal.currency, Deal.version, Deal.stale,
-                 Deal.next_activity_at, Deal.stage_id, Deal.expected_close, Deal.probability)
-_N = len(_CARD_COLUMNS)
+                 Deal.next_activity_at, Deal.stage_id, Deal.expected_close, Deal.probability,
+                 Deal.sequence, _PERSON.name.label("card_person_name"),
+                 _COMPANY.name.label("card_company_name"), _OWNER.name.label("card_owner_name"),
+                 _OWNER.login.label("card_owner_login"))
 
 
-def board_cards(stmt: Select, stages: Mapping[int, Stage]) -> list[Card]:
-    """Board cards for a `select(Deal)` (its WHERE, ORDER BY, LIMIT), as plain rows."""
+def _card_select(stmt: Select) -> Select:
+    """`stmt` (a `select(Deal)`: its WHERE, ORDER BY, LIMIT) reading the card columns."""
     person, company, owner = _PERSON, _COMPANY, _OWNER
-    stmt = stmt.with_only_columns(*_CARD_COLUMNS, person.name, company.name, owner.name,
-                                  owner.login, maintain_column_froms=True) \
+    return stmt.with_only_columns(*_CARD_COLUMNS, maintain_column_froms=True) \
         .outerjoin(person, person.id == Deal.partner_id) \
         .outerjoin(company, company.id == Deal.company_id) \
         .outerjoin(owner, owner.id == Deal.owner_id)
-    cards = []
-    for row in db.session.execute(stmt):
-        deal = CardDeal(*row[:_N])
-        deal.stage = stages[deal.stage_id]
-        cards.append(Card(deal, row[_N], row[_N + 1], row[_N + 2] or row[_N + 3]))  # type: ignore[arg-type]
-    return cards
+
+
+def _cards_of(rows: Any, stages: Mapping[int, Stage]) -> list[Card]:
+    return [Card(CardDeal(i, title, amount, currency, version, stale, next_at, stage_id,
+                          close, probability, sequence, stages[stage_id]),
+                 person, company, owner or login)
+            for (i, title, amount, currency, version, stale, next_at, stage_id, close,
+                 probability, sequence, person, company, owner, login) in rows]
+
+
+def board_cards(stmt: Select, stages: Mapping[int, Stage]) -> list[Card]:
+    """Cards for a `select(Deal)` (its WHERE, ORDER BY, LIMIT), as plain rows."""
+    return _cards_of(db.session.execute(_card_select(stmt)).all(), stages)
+
+
+def column_cards(base: Select, stages: Mapping[int, Stage], stage_ids: list[int],
+                 per_column: int) -> dict[int, list[Card]]:
+    """The top `per_column` cards of each stage in ONE statement, each stage's cards read
+    by an index-ordered LIMIT query (the board index: it stops after `per_column` rows), so
+    a board pays one round trip and one result, not one per column.
+
+    PostgreSQL runs that query per stage through a LATERAL join (one copy of the record
+    rule, a short statement its driver caches); SQLite, which has no LATERAL, gets a
+    UNION ALL of one such query per stage.
+    """
+    if not stage_ids:
+        return {}
+    cards = _card_select(base)
+    if db.session.get_bind().dialect.name == "postgresql":
+        wanted = select(Stage.id).where(Stage.id.in_(stage_ids)).subquery()
+        top = cards.where(Deal.stage_id == wanted.c.id).order_by(Deal.sequence, Deal.id) \
+            .limit(per_column).lateral()
+        stmt = select(top).select_from(wanted).join(top, true())
+    else:
+        parts = [cards.where(Deal.stage_id == stage_id).order_by(Deal.sequence, Deal.id)
+                 .limit(per_column) for stage_id in stage_ids]
+        stmt = parts[0] if len(parts) == 1 else union_all(
+            *(select(p.subquery()) for p in parts))
+    by_stage: dict[int, list[Card]] = {stage_id: [] for stage_id in stage_ids}
+    # `.all()`: one fetchall; iterating the result steps SQLite once per row, 2-3x slower.
+    for card in _cards_of(db.session.execute(stmt).all(), stages):
+        by_stage[card.deal.stage_id].append(card)
+    for found in by_stage.values():  # neither promises an order across stages: sort again
+        found.sort(key=_card_order)
+    return by_stage
+
+
+def _card_order(card: Card) -> tuple[int, int]:
+    return card.deal.sequence, card.deal.id
 
 
 def board_columns(pipeline: Pipeline, user: User | None, filters: DealFilters, *,
@@ -213,21 +276,15 @@ def board_columns(pipeline: Pipeline, user: User | None, filters: DealFilters, *
     by_stage = {s.id: s for s in stages}
     base = _visible_deals(user, filters).where(Deal.pipeline_id == pipeline.id)
     columns = {s.id: BoardColumn(s, []) for s in stages}
-    all_cards: list[Card] = []
-    for stage in stages:
-        if stage.folded:
-            continue  # a folded column shows its count and totals only
-        stmt = base.where(Deal.stage_id == stage.id).order_by(Deal.sequence, Deal.id) \
-            .limit(per_column)
-        cards = board_cards(stmt, by_stage)
-        columns[stage.id].cards = cards
-        all_cards.extend(cards)
-    attach_tags(all_cards)
-    totals = scoped(select(Deal.stage_id, Deal.currency, func.count(Deal.id),
-                           func.coalesce(func.sum(Deal.amount), 0))
-                    .where(Deal.active.is_(True), Deal.pipeline_id == pipeline.id),
-                    user, model=Deal)
-    totals = filters.apply(totals).group_by(Deal.stage_id, Deal.currency)
+    # A folded column shows its count and totals only.
+    found = column_cards(base, by_stage, [s.id for s in stages if not s.folded], per_column)
+    for stage_id, cards in found.items():
+        columns[stage_id].cards = cards
+    attach_tags([card for cards in found.values() for card in cards])
+    # The cards' WHERE (record rules, filters), built once: counted and summed per currency.
+    totals = base.with_only_columns(Deal.stage_id, Deal.currency, func.count(),
+                                    func.coalesce(func.sum(Deal.amount), 0)) \
+        .group_by(Deal.stage_id, Deal.currency)
     for stage_id, currency, count, amount in db.session.execute(totals):
         column = columns.get(stage_id)
         if column is None:

@@ -146,10 +146,12 @@ def first_open_stage(pipeline: Pipeline) -> Stage:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def _as_stage(stage: Stage | int | None) -> Stage:
+def _as_stage(stage: Stage | int | None, known: dict[int, Stage] | None = None) -> Stage:
     if isinstance(stage, Stage):
         return stage
-    found = db.session.get(Stage, int(stage)) if stage not in (None, "") else None
+    found = None
+    if stage not in (None, ""):
+        found = (known or {}).get(int(stage)) or db.session.get(Stage, int(stage))
     if found is None:
         raise TransitionError(_("Choose a stage."), code="stage_required")
     return found
@@ -210,10 +212,13 @@ def move_deal(deal: Deal, stage: Stage | int, *, user: User | None = None, via: 
             raise StaleDealError(_("Someone else changed this deal meanwhile; nothing was "
                                    "overwritten. Reload the page and try again."),
                                  code="conflict")
-    # One query puts the pipeline's stages in the identity map: the target and the deal's
-    # current stage then load without a query each (the move POST is the board's hot path).
-    db.session.scalars(select(Stage).where(Stage.pipeline_id == deal.pipeline_id)).all()
-    target = _as_stage(stage)
+    # One query reads the pipeline's stages: the target and the deal's current stage then
+    # come without a query each (the move POST is the board's hot path). The dict holds them
+    # for the whole move: the identity map keeps objects only weakly, so a result nobody
+    # references is collected at once and `deal.stage` would be read again.
+    stages = {s.id: s for s in db.session.scalars(
+        select(Stage).where(Stage.pipeline_id == deal.pipeline_id))}
+    target = _as_stage(stage, stages)
     if target.pipeline_id != deal.pipeline_id:
         raise TransitionError(_("That stage belongs to another pipeline."), code="pipeline")
     reason = _as_reason(lost_reason)
@@ -252,11 +257,14 @@ def move_deal(deal: Deal, stage: Stage | int, *, user: User | None = None, via: 
     deal.stage = target
     deal.stage_changed_at = moment
     deal.stale = False
-    db.session.flush()  # a stale copy fails here (the version check), before any history
     db.session.add(StageChange(deal_id=deal.id, from_stage_id=source.id if source else None,
                                to_stage_id=target.id, user_id=_user_id(user), via=via,
                                at=moment))
     _log_move(deal, source, target, reason, user)
+    # ONE flush, last: everything is prepared before the first write, so SQLite's write lock
+    # is held for the statements and the commit only. A stale copy fails here (the version
+    # check of the UPDATE) and the history added above goes with the rolled-back flush.
+    db.session.flush()
     return deal
 
 

@@ -259,3 +259,75 @@ def test_the_board_works_without_javascript_through_its_one_form(app, client, lo
         f"/pipeline/board/{pipeline.id}")
     db.session.expire_all()
     assert db.session.get(Deal, deal.id).stage.name == "Proposal"
+
+
+def test_cards_escape_what_users_typed_and_keep_each_columns_order(app, client, login,
+                                                                   make_user):
+    user = make_user("mara")
+    assign_roles(user, "sales_manager")
+    pipeline, stages = _funnel()
+    client_co = Partner(kind="company", name="Acme <script>alert(1)</script>",
+                        owner_id=user.id)
+    tag = Tag(name="VIP & <b>")
+    db.session.add_all([client_co, tag])
+    db.session.flush()
+    first = create_deal(title="<b>Bold</b> & co", pipeline=pipeline, user=user,
+                        company_id=client_co.id)
+    second = create_deal(title="Second", pipeline=pipeline, user=user)
+    won = create_deal(title="Closed one", pipeline=pipeline, user=user, stage=stages["Won"])
+    db.session.flush()
+    first.sequence, second.sequence = 5, -5  # the column shows `second` above `first`
+    db.session.add(DealTag(deal_id=first.id, tag_id=tag.id))
+    db.session.commit()
+    login(client, user)
+    html = client.get(f"/pipeline/board/{pipeline.id}").get_data(as_text=True)
+    assert "<script>alert" not in html and "<b>Bold" not in html
+    assert "&lt;b&gt;Bold&lt;/b&gt; &amp; co" in html
+    assert "Acme &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert '<span class="badge tag">VIP &amp; &lt;b&gt;</span>' in html
+    assert html.index(f'id="deal-{second.id}"') < html.index(f'id="deal-{first.id}"')
+    won_card = re.search(rf'<li class="deal-card[^"]*" id="deal-{won.id}"', html).group(0)
+    assert "no-next" not in won_card  # only open deals are flagged
+    new_card = re.search(rf'<li class="deal-card[^"]*" id="deal-{second.id}"', html).group(0)
+    assert "no-next" in new_card
+    assert f'name="move" value="{second.id}:{second.version}" form="board-move"' in html
+    # The filters list users by display name, and teams and tags, escaped as well.
+    assert f'<option value="{user.id}">{user.display_name}</option>' in html
+    assert f'<option value="{tag.id}">VIP &amp; &lt;b&gt;</option>' in html
+
+
+def test_a_folded_column_shows_its_count_but_no_cards(app, make_user):
+    user = make_user("mara")
+    assign_roles(user, "sales_manager")
+    pipeline, stages = _funnel()
+    for name in ("New", "Qualified", "Proposal"):
+        create_deal(title=f"In {name}", pipeline=pipeline, user=user, stage=stages[name])
+    for stage in pipeline.stages:
+        stage.folded = stage.name != "Qualified"  # one column left: a single query, no union
+    db.session.commit()
+    columns = {c.stage.name: c for c in board_columns(pipeline, user, DealFilters())}
+    assert [c.deal.title for c in columns["Qualified"].cards] == ["In Qualified"]
+    assert columns["New"].cards == [] and columns["New"].count == 1 and columns["New"].more == 1
+    stages["Proposal"].folded = False
+    db.session.commit()
+    columns = {c.stage.name: c for c in board_columns(pipeline, user, DealFilters())}
+    assert [c.deal.title for c in columns["Proposal"].cards] == ["In Proposal"]
+    assert [c.deal.title for c in columns["Qualified"].cards] == ["In Qualified"]
+
+
+def test_a_board_move_reads_the_pipelines_stages_once(app, client, login, make_user):
+    user = make_user("mara")
+    assign_roles(user, "sales_manager")
+    pipeline, stages = _funnel()
+    deal = create_deal(title="Mover", pipeline=pipeline, user=user)
+    db.session.commit()
+    login(client, user)
+    token = csrf_token(client, f"/pipeline/board/{pipeline.id}")
+    url, target = f"/pipeline/deals/{deal.id}/move", stages["Proposal"].id
+    with counted_queries() as statements:
+        response = client.post(url, json={"stage_id": target, "version": 1},
+                               headers={"X-CSRFToken": token})
+    assert response.status_code == 200 and response.get_json()["stage_id"] == target
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")
+             and "FROM pipeline_stage" in s]
+    assert len(reads) == 1

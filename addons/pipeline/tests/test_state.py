@@ -284,3 +284,24 @@ def test_a_json_move_without_the_csrf_token_is_refused(app, client, login, make_
     assert response.status_code == 400
     db.session.expire_all()
     assert db.session.get(Deal, deal.id).stage.name == "New"
+
+
+def test_a_copy_changed_behind_its_back_fails_the_move_and_leaves_no_history(app, make_user):
+    from sqlalchemy import update
+    from sqlalchemy.orm.exc import StaleDataError
+
+    user, pipeline, stages, _reason = sales_setup(make_user)
+    deal = create_deal(title="Raced", pipeline=pipeline, user=user)
+    db.session.commit()
+    deal_id = deal.id
+    histories = (db.session.scalar(select(func.count(StageChange.id))),
+                 db.session.scalar(select(func.count(TimelineEntry.id))))
+    # Another request saved the deal after ours read it: same row, newer version.
+    db.session.execute(update(Deal).where(Deal.id == deal_id).values(version=Deal.version + 1)
+                       .execution_options(synchronize_session=False))
+    with pytest.raises(StaleDataError):
+        move_deal(deal, stages["Proposal"], user=user, via="board")
+    db.session.rollback()
+    assert db.session.get(Deal, deal_id).stage.name == "New"
+    assert (db.session.scalar(select(func.count(StageChange.id))),
+            db.session.scalar(select(func.count(TimelineEntry.id)))) == histories
