@@ -22,6 +22,7 @@ and public-link code), so the rules hold whichever way a change arrives. Callers
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -117,6 +118,21 @@ def display_number(offer: Offer) -> str:
     if offer.revision > 1:
         return _("%(number)s rev. %(revision)s", number=offer.number, revision=offer.revision)
     return offer.number
+
+
+def number_formatter() -> Callable[[Any], str]:
+    """`display_number` for a list of offers (or rows with `id`, `number`, `revision`): the
+    two translated patterns are looked up once instead of once per row."""
+    draft, revised = _("Draft #%(id)s"), _("%(number)s rev. %(revision)s")
+
+    def number(offer: Any) -> str:
+        if not offer.number:
+            return draft % {"id": offer.id}
+        if offer.revision > 1:
+            return revised % {"number": offer.number, "revision": offer.revision}
+        return offer.number
+
+    return number
 
 
 # -- creating and editing ----------------------------------------------------------------------

@@ -15,7 +15,9 @@ Template hooks this addon offers (colleagues contribute with `addon.hook(name, .
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from functools import cache
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -23,7 +25,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from addons.contacts.models import Partner
@@ -33,11 +35,14 @@ from core.api import (
     db,
     get_or_404,
     permission_required,
+    read,
+    scoped,
     visible,
 )
 
 from . import offers as svc
 from .forms import ImportForm, LineForm, OfferForm, PriceForm, ProductForm, language_rows
+from .listing import formatters
 from .models import STATE_LABELS, Offer, OfferLine, Product, ProductPrice
 from .pricing import company_country
 from .products_import import import_products
@@ -78,29 +83,77 @@ def _commit_or_conflict() -> bool:
     return True
 
 
+# -- list pages --------------------------------------------------------------------------------
+# The list pages' statements are built once per process, with bound parameters for what varies:
+# SQLAlchemy then reuses their cache key and compiled form (building and keying a fresh
+# statement of this size each request cost more than running it). They select only the shown
+# columns, count the matching rows for the pager in the same query, and run on the session's
+# connection (`read`: for display, without the ORM's machinery).
+@cache
+def _products_statement(search: bool) -> Select:
+    like = bindparam("like")
+    conditions = [or_(Product.sku.ilike(like), Product.name.ilike(like))] if search else []
+    # A count subquery rather than a window: SQLite buffers every row for `count() over ()`
+    # (four times the cost of the whole query here), and the count reads the index only.
+    matching = select(func.count(Product.id)).where(*conditions).scalar_subquery()
+    shown = (select(Product.id, Product.sku, Product.name, Product.unit, Product.track_stock,
+                    Product.stock, Product.active, matching.label("matching"))
+             .where(*conditions)
+             .order_by(Product.sku).limit(bindparam("limit")).offset(bindparam("offset"))
+             .subquery("shown"))
+    price = (select(ProductPrice.price)  # today's price: the latest row on or before today
+             .where(ProductPrice.product_id == shown.c.id,
+                    ProductPrice.currency == bindparam("currency"),
+                    ProductPrice.valid_from <= bindparam("today"))
+             .order_by(ProductPrice.valid_from.desc()).limit(1).scalar_subquery())
+    return select(shown, price.label("price")).order_by(shown.c.sku)
+
+
+@cache
+def _offers_order() -> Select:
+    """A page of offer ids in list order, and how many match. The record rule's clause (per
+    user) is added to this small statement; the rows are then read by id with a prebuilt one."""
+    return (select(Offer.id, func.count().over().label("matching"))
+            .order_by(Offer.created_at.desc(), Offer.id.desc()))
+
+
+@cache
+def _offers_rows() -> Select:
+    return (select(Offer.id, Offer.number, Offer.revision, Offer.offer_date, Offer.valid_until,
+                   Offer.state, Offer.amount_total, Offer.currency,
+                   Partner.name.label("client"))
+            .outerjoin(Partner, Partner.id == Offer.partner_id)
+            .where(Offer.id.in_(bindparam("ids", expanding=True))))
+
+
+def _total(rows: list[Any], page: int, count: Callable[[], Select]) -> int:
+    """How many rows match: the count a page's rows carry; a query only when the page is past
+    the end (and so has no rows to carry it)."""
+    if rows:
+        return int(rows[0].matching)
+    return 0 if page == 1 else int(read(count()).scalar() or 0)
+
+
+def _pages(total: int) -> int:
+    return max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+
+
 # -- products ----------------------------------------------------------------------------------
 @bp.route("/products")
 @permission_required("documents.manage")
 def products():
     query = (request.args.get("q") or "").strip()
-    stmt = select(Product).order_by(Product.sku)
-    if query:
-        like = f"%{query}%"
-        stmt = stmt.where(or_(Product.sku.ilike(like), Product.name.ilike(like)))
     page = max(request.args.get("page", 1, type=int), 1)
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = list(db.session.scalars(stmt.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
-    currency, today = company_currency(), _today()
-    prices: dict[int, ProductPrice] = {}
-    for row in db.session.scalars(  # one query: the latest row on or before today wins
-            select(ProductPrice).where(ProductPrice.product_id.in_([p.id for p in rows]),
-                                       ProductPrice.currency == currency,
-                                       ProductPrice.valid_from <= today)
-            .order_by(ProductPrice.valid_from)):
-        prices[row.product_id] = row
-    return render_template("documents/products.html", products=rows, prices=prices,
-                           currency=currency, query=query, page=page, total=total,
-                           pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
+    currency = company_currency()
+    like = f"%{query}%"
+    rows = read(_products_statement(bool(query)), {
+        "like": like, "limit": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE,
+        "currency": currency, "today": _today()}).all()
+    total = _total(rows, page, lambda: select(func.count(Product.id)).where(
+        *([or_(Product.sku.ilike(like), Product.name.ilike(like))] if query else [])))
+    return render_template("documents/products.html", products=rows, currency=currency,
+                           query=query, page=page, total=total, pages=_pages(total),
+                           fmt=formatters())
 
 
 def _language_values(prefix: str) -> dict[str, str]:
@@ -206,19 +259,22 @@ def product_import():
 @permission_required("documents.read")
 def offers():
     state = request.args.get("state") or ""
-    stmt = (visible(Offer).where(Offer.is_current.is_(True))
-            .order_by(Offer.created_at.desc(), Offer.id.desc()))
+    conditions = [Offer.is_current.is_(True)]
     if state in STATE_LABELS:
-        stmt = stmt.where(Offer.state == state)
+        conditions.append(Offer.state == state)
     page = max(request.args.get("page", 1, type=int), 1)
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = list(db.session.scalars(stmt.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
-    partners = {p.id: p for p in db.session.scalars(
-        select(Partner).where(Partner.id.in_({o.partner_id for o in rows})))}
-    return render_template("documents/offers.html", offers=rows, partners=partners,
-                           state=state, states=STATE_LABELS, page=page, total=total,
-                           pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
-                           number=svc.display_number)
+    # The ids of the page among the offers the record rule lets the user see, then their rows.
+    order = read(scoped(_offers_order().where(*conditions), model=Offer)
+                 .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    found = {row.id: row for row in read(_offers_rows(), {"ids": [o.id for o in order]})} \
+        if order else {}
+    rows = [found[o.id] for o in order if o.id in found]  # (unless deleted in between)
+    total = _total(order, page, lambda: scoped(select(func.count(Offer.id)).where(*conditions),
+                                               model=Offer))
+    state_names = {code: str(label) for code, label in STATE_LABELS.items()}
+    return render_template("documents/offers.html", offers=rows, state=state,
+                           states=state_names, page=page, total=total, pages=_pages(total),
+                           number=svc.number_formatter(), fmt=formatters())
 
 
 def _deal_or_404(deal_id: int | None) -> int | None:
