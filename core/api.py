@@ -136,3 +136,7 @@ from .reading import read  # noqa: E402
 from .web import url_pattern  # noqa: E402
 
 __all__ += ["read", "url_pattern"]
+# Planner statistics after bulk changes (core.dbstats): SQLite has no autovacuum.
+from .dbstats import refresh_statistics  # noqa: E402
+
+__all__ += ["refresh_statistics"]

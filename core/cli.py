@@ -40,6 +40,7 @@ def init_command() -> None:
     """Create or upgrade the database, record the enabled addons, create the admin."""
     from . import migrate
     from .activities import seed_activity_types
+    from .dbstats import refresh_statistics
     from .extensions import db
     from .models import User
     from .refdata import seed_reference_data
@@ -68,16 +69,19 @@ def init_command() -> None:
         click.echo(f"  login:    {login}")
         if "BIRGA_ADMIN_PASSWORD" not in os.environ:
             click.echo(f"  password: {password}   (shown once; change it after signing in)")
+    refresh_statistics()  # new indexes and seeded tables have no planner statistics yet
 
 
 @main.command("demo")
 @with_appcontext
 def demo_command() -> None:
     """Load each enabled addon's demo data (`demo.load()`), once per addon."""
+    from .dbstats import refresh_statistics
     from .extensions import db
     from .models import AddonState
 
     app = current_app._get_current_object()
+    loaded = False
     for addon in app.extensions["birga"].addons:
         if importlib.util.find_spec(f"{addon.module}.demo") is None:
             continue
@@ -88,7 +92,10 @@ def demo_command() -> None:
         if state is not None:
             state.demo_loaded = True
         db.session.commit()
+        loaded = True
         click.echo(f"Demo data loaded: {addon.name}")
+    if loaded:
+        refresh_statistics()
 
 
 @main.command("serve")
@@ -218,8 +225,10 @@ def db_group() -> None:
 @with_appcontext
 def db_upgrade() -> None:
     from . import migrate
+    from .dbstats import refresh_statistics
 
     ran = migrate.upgrade(current_app._get_current_object())
+    refresh_statistics()  # new indexes have no statistics yet
     click.echo(f"Upgraded: {', '.join(ran)}")
 
 

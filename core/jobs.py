@@ -65,7 +65,7 @@ __all__ = [
 log = logging.getLogger("birga.jobs")
 EXTENSION = "birga.jobs"
 #: Core modules that declare jobs; imported before binding so a worker knows them.
-CORE_JOB_MODULES = ["core.mail"]
+CORE_JOB_MODULES = ["core.mail", "core.dbstats"]
 
 _current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "birga_current_job", default=None)

@@ -39,9 +39,9 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Numeric, delete, select, text, update
+from sqlalchemy import Date, DateTime, Numeric, delete, func, select, text, update
 
-from core.api import User, db, task, utcnow
+from core.api import User, db, refresh_statistics, task, utcnow
 from core.audit import audit
 
 from .. import services
@@ -72,6 +72,11 @@ SORT_COLUMNS = tuple(f"sort_{lang}" for lang in ("en", "lv", "ru", "uz", "kk", "
 DEFERRED_INDEXES = frozenset([index.name for index in Partner.__table__.indexes
                               if any(c.name in SORT_COLUMNS for c in index.columns)]
                              + [index.name for index in SearchToken.__table__.indexes])
+#: The tables an import writes in bulk, and the least number of changed rows after which
+#: their planner statistics are refreshed.
+STATISTICS_TABLES = tuple(t.__tablename__ for t in (Partner, PartnerPhone, PartnerEmail,
+                                                     SearchToken, CustomValue))
+STATISTICS_MIN_ROWS = 1_000
 #: Below this many new partners the indexes are always maintained row by row.
 REBUILD_MIN_ROWS = 10_000
 PARTNER_COLUMNS = (
@@ -299,6 +304,18 @@ def _run(batch: ImportBatch, dry_run: bool) -> None:
         **clock.laps, "match_steps": plan.laps, "insert": round(writer.db_seconds, 3),
         "index_build": round(writer.index_seconds, 3), "rows": round(writer.rows_seconds, 3)}}
     db.session.commit()
+    _refresh_statistics(len(plan.new) + len(plan.updates))
+
+
+def _refresh_statistics(changed: int) -> None:
+    """After an import that changed at least a tenth of the partners (and 1,000 rows), the
+    planner's statistics of the tables it wrote: SQLite has none until told, and PostgreSQL's
+    autovacuum would catch up only later. Smaller imports leave the numbers about right."""
+    if changed < STATISTICS_MIN_ROWS:
+        return
+    total = db.session.scalar(select(func.count()).select_from(Partner)) or 0
+    if changed * 10 >= total:
+        refresh_statistics(tables=STATISTICS_TABLES)
 
 
 def _store_result(batch: ImportBatch, plan: Planner, outcomes: list[Outcome], *,

@@ -540,3 +540,31 @@ def test_an_import_into_a_bigger_table_keeps_its_indexes(app, admin, monkeypatch
     assert second.state == "done", second.failure
     assert not [s for s in statements if s.startswith("DROP INDEX")]
     assert len(search("ozols")) == 12
+
+
+def planner_row_count(table: str) -> int | None:
+    """The row count the query planner believes `table` has (None: never analysed)."""
+    if db.engine.dialect.name == "sqlite":
+        if db.session.execute(text("SELECT 1 FROM sqlite_schema "
+                                   "WHERE name = 'sqlite_stat1'")).first() is None:
+            return None
+        stat = db.session.execute(text(
+            "SELECT stat FROM sqlite_stat1 WHERE tbl = :t ORDER BY idx LIMIT 1"),
+            {"t": table}).scalar()
+        return None if stat is None else int(stat.split()[0])
+    tuples = db.session.execute(text("SELECT reltuples FROM pg_class "
+                                     "WHERE oid = to_regclass(:t)"), {"t": table}).scalar()
+    return None if tuples is None or tuples < 0 else int(tuples)
+
+
+def test_a_big_import_leaves_the_planner_statistics_up_to_date(app, admin, monkeypatch):
+    monkeypatch.setattr(runner, "STATISTICS_MIN_ROWS", 20)
+    small = run_import(csv_bytes(people_rows(10)), "small.csv", admin)
+    assert small.state == "done", small.failure
+    db.session.rollback()
+    assert planner_row_count("contacts_partner") is None  # too few rows to bother
+    big = run_import(csv_bytes(people_rows(40)[:1] + people_rows(50)[11:]), "big.csv", admin)
+    assert big.state == "done", big.failure
+    db.session.rollback()
+    assert planner_row_count("contacts_partner") == 50
+    assert planner_row_count("contacts_search_token") > 50
