@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, render_template, url_for
+from flask import Blueprint, Flask, current_app, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -53,11 +53,13 @@ def url_pattern(endpoint: str, key: str, **values: Any) -> Callable[[Any], str]:
 
 def _globals() -> dict[str, Any]:
     registry = current_app.extensions["birga"].registry
+    locale = str(get_locale() or "en")
     return {
         "hook": hook,
         "main_menu": (lambda: registry.menu_for(current_user)),
+        "main_nav": (lambda: registry.menu_html(current_user, locale, request.script_root)),
         "languages": LANGUAGES,
-        "current_locale": str(get_locale() or "en"),
+        "current_locale": locale,
         "action_form": ActionForm,
         "now_utc": utcnow,
         "url_pattern": url_pattern,

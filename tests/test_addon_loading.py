@@ -87,6 +87,27 @@ def test_menu_is_built_from_enabled_addons_and_permissions(fx_app, signed_in):
     assert [m.id for m in top][:1] == ["home"] and top[-1].id == "settings"
 
 
+def test_each_user_gets_the_menu_of_their_permissions_and_language_from_the_cache(
+        fx_app, signed_in, make_user, login):
+    app = fx_app(["fx_base"])
+    admin, reader = signed_in(app, is_admin=True), signed_in(app)
+    for _ in range(2):  # the second round is served from the rendered menus
+        assert 'data-menu="settings.addons"' in admin.get("/").get_data(as_text=True)
+        assert 'data-menu="settings.addons"' not in reader.get("/").get_data(as_text=True)
+    client = app.test_client()
+    with app.app_context():
+        latvian = make_user("lv-reader", locale="lv")
+        assign_roles(latvian, "salesperson")
+        assert login(client, latvian).status_code == 302
+    html = client.get("/").get_data(as_text=True)
+    assert 'data-menu="settings.addons"' not in html
+    assert ">Pārskats<" in html and ">Dashboard<" not in html
+    registry = app.extensions["birga"].registry
+    assert len(registry._nav) == 3  # (en, admin), (en, reader), (lv, reader)
+    registry.add_menu("fx_base.more", "More", "web.index", addon="fx_base")
+    assert registry._nav == {}  # a new entry: every menu renders again
+
+
 def test_unknown_menu_parent_stops_the_app(make_app, tmp_path):
     write_addon(tmp_path, "orphan_menu", {"name": "Orphan", "version": "1"}, {
         "__init__.py": "def init_app(app, addon):\n"
