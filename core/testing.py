@@ -6,6 +6,9 @@ Fixtures:
 - `app`, `client`: the same with the addons named by `@pytest.mark.addons("a", "b")`.
 - `make_user(login, password=..., is_admin=False)` and `login(client, user)`.
 - `smtp_inbox`: a real SMTP server on loopback keeping what the app sends (`SmtpInbox`).
+- `chromium`: a headless Chromium (Debian's binary, driven by Playwright); `browser_page(chromium,
+  app, login=...)` serves the app and opens a signed-in page that collects script errors and
+  failed requests (`LivePage.problems`).
 
 The database is SQLite in the test's temporary folder, or PostgreSQL when
 `BIRGA_TEST_DATABASE_URL` is set: every app gets its own schema there, dropped afterwards.
@@ -420,9 +423,65 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+def collect_problems(page: Any) -> list[str]:
+    """A list that fills with what `page` reports going wrong: console errors, uncaught script
+    errors (CSP violations among them) and responses with HTTP status 400 or more.
+
+    The favicon's 404 is left out (the app has none), and so is the console's "Failed to load
+    resource", which only repeats a response already listed with its URL. Assert the list
+    empty at the end: a test then fails on a broken script even when its own checks passed.
+    """
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text)
+            if msg.type == "error" and "Failed to load resource" not in msg.text else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+    return problems
+
+
+@dataclass(frozen=True)
+class LivePage:
+    """What `browser_page` yields: the app's base URL, the page, and its `collect_problems`."""
+
+    base_url: str
+    page: Any
+    problems: list[str]
+
+
+@contextmanager
+def browser_page(browser: Any, app: Flask, *, login: str | None = None,
+                 password: str = TEST_PASSWORD, **context_options: Any) -> Iterator[LivePage]:
+    """Serve `app` (`live_server`) and open one page on it in `browser` (the `chromium`
+    fixture), signed in through the real /login form when `login` is given.
+
+    The browser context gets the server as its base URL (`page.goto("/contacts/")`), waits of
+    `BROWSER_TIMEOUT_MS`, and `context_options` for Playwright's `new_context` (defaults:
+    `locale="en-US"`, a 1280x900 viewport). The context closes, and the server stops, on exit.
+    """
+    with live_server(app) as base_url:
+        options = {"locale": "en-US", "viewport": {"width": 1280, "height": 900},
+                   **context_options}
+        context = browser.new_context(base_url=base_url, **options)
+        try:
+            context.set_default_timeout(BROWSER_TIMEOUT_MS)
+            page = context.new_page()
+            problems = collect_problems(page)
+            if login is not None:
+                page.goto("/login")
+                page.fill("#login", login)
+                page.fill("#password", password)
+                with page.expect_navigation():
+                    page.click("button.primary")
+            yield LivePage(base_url, page, problems)
+        finally:
+            context.close()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     SCHEMAS.drop_all()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "addons(*names): addons enabled for the `app` fixture")
+    config.addinivalue_line("markers", "browser: drives a real headless Chromium")

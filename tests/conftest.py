@@ -2,11 +2,15 @@
 plus fixture addons under tests/fixtures/addons."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core import PROJECT_ROOT
+from core.records import ANNOTATE
+from core.testing import grant
 
 FIXTURE_ADDONS = Path(__file__).parent / "fixtures" / "addons"
 ADDON_PATHS = [str(PROJECT_ROOT / "addons"), str(FIXTURE_ADDONS)]
@@ -19,6 +23,19 @@ def fx_app(make_app):
     def factory(addons=("fx_base",), **config):
         config.setdefault("BIRGA_ADDONS_PATHS", ADDON_PATHS)
         return make_app(list(addons), **config)
+
+    return factory
+
+
+def annotating(make_user: Callable[..., Any]) -> Callable[..., Any]:
+    """`make_user` whose users may add notes and files: the kernel's test models belong to no
+    addon whose `<addon>.write` would allow it, so users get `records.annotate` (not with
+    `annotate=False`). A module opts in by overriding its `make_user` fixture with this."""
+    def factory(*args: Any, annotate: bool = True, **fields: Any) -> Any:
+        user = make_user(*args, **fields)
+        if annotate:
+            grant(user, ANNOTATE)
+        return user
 
     return factory
 

@@ -20,8 +20,7 @@ import pytest
 from flask import Flask
 
 from core.i18n import merge_catalogs
-from core.testing import BROWSER_TIMEOUT_MS as TIMEOUT_MS
-from core.testing import TEST_PASSWORD, live_server, requires_chromium
+from core.testing import browser_page, requires_chromium
 
 pytestmark = [
     pytest.mark.browser,
@@ -44,23 +43,9 @@ def test_admin_switches_to_latvian_and_opens_addons_through_the_menu(
         "the test needs Latvian words that differ from the English source")
     admin = make_user("admin", is_admin=True)
 
-    with live_server(app) as base_url:
-        context = chromium.new_context(base_url=base_url, locale="en-US",
-                                      viewport={"width": 1280, "height": 800})
-        context.set_default_timeout(TIMEOUT_MS)
-        page = context.new_page()
-        problems: list[str] = []  # script errors, CSP violations, failed requests
-        page.on("console", lambda msg: problems.append(msg.text)
-                if msg.type == "error" and "Failed to load resource" not in msg.text else None)
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
-        page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-
-        page.goto("/login")
-        page.fill("#login", admin.login)
-        page.fill("#password", TEST_PASSWORD)
-        with page.expect_navigation():
-            page.click("button.primary")
+    with browser_page(chromium, app, login=admin.login,
+                      viewport={"width": 1280, "height": 800}) as live:
+        page, base_url = live.page, live.base_url
         assert page.url == base_url + "/"
         home = page.locator('.mainnav [data-menu="home"]')
         assert home.inner_text().strip() == "Dashboard"
@@ -85,6 +70,5 @@ def test_admin_switches_to_latvian_and_opens_addons_through_the_menu(
         assert page.locator("main h1").inner_text().strip() == expected["Addons"]
 
         page.screenshot(path=str(tmp_path / "addons-lv.png"), full_page=True)
-        context.close()
 
-    assert not problems, f"the browser reported errors: {problems}"
+    assert not live.problems, f"the browser reported errors: {live.problems}"

@@ -13,9 +13,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.api import RecordAttachment, TimelineMixin, save_attachment
 from core.extensions import db
-from core.records import ANNOTATE
 from core.storage import AttachmentRefused, sniff, storage_root
-from core.testing import csrf_token, grant
+from core.testing import csrf_token
+
+from .conftest import annotating
 
 MODEL = "core.test_storage_doc"
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
@@ -24,15 +25,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 @pytest.fixture
 def make_user(make_user):
-    """Users who may add notes and files: the kernel's test models belong to no addon whose
-    `<addon>.write` would allow it, so they get `records.annotate` (`annotate=False`: not)."""
-    def factory(*args, annotate: bool = True, **fields):
-        user = make_user(*args, **fields)
-        if annotate:
-            grant(user, ANNOTATE)
-        return user
-
-    return factory
+    """Users get `records.annotate` unless `annotate=False` (see `conftest.annotating`)."""
+    return annotating(make_user)
 
 
 class _Base(DeclarativeBase):

@@ -22,20 +22,15 @@ from core.records import register_record_model as register
 from core.testing import TEST_PASSWORD, csrf_token, grant
 from core.timeline import Notification, TimelineEntry, add_note, render_timeline
 
+from .conftest import annotating
+
 MODEL = "core.test_timeline_deal"
 
 
 @pytest.fixture
 def make_user(make_user):
-    """Users who may add notes and files: the kernel's test models belong to no addon whose
-    `<addon>.write` would allow it, so they get `records.annotate` (`annotate=False`: not)."""
-    def factory(*args, annotate: bool = True, **fields):
-        user = make_user(*args, **fields)
-        if annotate:
-            grant(user, ANNOTATE)
-        return user
-
-    return factory
+    """Users get `records.annotate` unless `annotate=False` (see `conftest.annotating`)."""
+    return annotating(make_user)
 
 
 class _Base(DeclarativeBase):

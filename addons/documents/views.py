@@ -386,39 +386,51 @@ def offer(offer_id: int):
         model=svc.MODEL)
 
 
-def _guarded(offer_id: int) -> tuple[Offer, bool]:
+def _to_offer(offer_id: int) -> Any:
+    return redirect(url_for(".offer", offer_id=offer_id))
+
+
+def _act_on_offer(offer_id: int, act: Callable[[Offer], Any],
+                  errors: tuple[type[Exception], ...] = (svc.OfferError,)) -> tuple[bool, Any]:
+    """The shape of every button on an offer: load the offer (404 if unseen), refuse a stale
+    form, run `act(offer)` and commit. Returns (done, what `act` returned); not done when the
+    form was stale, `act` raised one of `errors` (rolled back, its message flashed) or another
+    user's commit came first (flashed): the caller then only redirects."""
     offer = get_or_404(Offer, offer_id)
-    return offer, _version_ok(offer)
+    if not _version_ok(offer):
+        return False, None
+    try:
+        result = act(offer)
+    except errors as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return False, None
+    return _commit_or_conflict(), result
 
 
 @bp.route("/offers/<int:offer_id>/lines", methods=["POST"])
 @permission_required("documents.write")
 def offer_line_add(offer_id: int):
-    offer, fresh = _guarded(offer_id)
-    if fresh:
+    def add(offer: Offer) -> None:
         form = _line_form(offer)
         if not form.validate_on_submit():
             for errors in form.errors.values():
                 for error in errors:
                     flash(error, "error")
-        else:
-            product = None
-            if form.product_id.data:
-                product = db.session.get(Product, int(form.product_id.data)) \
-                    if form.product_id.data.isdigit() else None
-                if product is None:
-                    abort(404)
-            try:
-                svc.add_line(offer, product=product, description=form.description.data,
-                             quantity=form.quantity.data, unit=form.unit.data or None,
-                             unit_price=form.unit_price.data, discount=form.discount.data,
-                             vat_rate=form.vat_rate.data)
-            except (svc.OfferError, RateNotFound) as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
-                _commit_or_conflict()
-    return redirect(url_for(".offer", offer_id=offer_id))
+            return  # nothing changed: the commit that follows is empty
+        product = None
+        if form.product_id.data:
+            product = db.session.get(Product, int(form.product_id.data)) \
+                if form.product_id.data.isdigit() else None
+            if product is None:
+                abort(404)
+        svc.add_line(offer, product=product, description=form.description.data,
+                     quantity=form.quantity.data, unit=form.unit.data or None,
+                     unit_price=form.unit_price.data, discount=form.discount.data,
+                     vat_rate=form.vat_rate.data)
+
+    _act_on_offer(offer_id, add, errors=(svc.OfferError, RateNotFound))
+    return _to_offer(offer_id)
 
 
 def _line_of(offer: Offer, line_id: int) -> OfferLine:
@@ -431,65 +443,35 @@ def _line_of(offer: Offer, line_id: int) -> OfferLine:
 @bp.route("/offers/<int:offer_id>/lines/<int:line_id>/delete", methods=["POST"])
 @permission_required("documents.write")
 def offer_line_delete(offer_id: int, line_id: int):
-    offer, fresh = _guarded(offer_id)
-    if fresh:
-        try:
-            svc.remove_line(offer, _line_of(offer, line_id))
-        except svc.OfferError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            _commit_or_conflict()
-    return redirect(url_for(".offer", offer_id=offer_id))
+    _act_on_offer(offer_id, lambda offer: svc.remove_line(offer, _line_of(offer, line_id)))
+    return _to_offer(offer_id)
 
 
 @bp.route("/offers/<int:offer_id>/lines/<int:line_id>/price", methods=["POST"])
 @permission_required("documents.write")
 def offer_line_price(offer_id: int, line_id: int):
-    offer, fresh = _guarded(offer_id)
-    if fresh:
-        try:
-            svc.refresh_price(offer, _line_of(offer, line_id))
-        except svc.OfferError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            _commit_or_conflict()
-    return redirect(url_for(".offer", offer_id=offer_id))
+    _act_on_offer(offer_id, lambda offer: svc.refresh_price(offer, _line_of(offer, line_id)))
+    return _to_offer(offer_id)
 
 
 @bp.route("/offers/<int:offer_id>/state/<state>", methods=["POST"])
 @permission_required("documents.write")
 def offer_state(offer_id: int, state: str):
-    offer, fresh = _guarded(offer_id)
-    if fresh:
-        try:
-            svc.change_state(offer, state, user=current_user)
-        except svc.OfferError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            if _commit_or_conflict():
-                flash(_("Offer is now: %(state)s", state=svc.state_label(state)), "success")
-    return redirect(url_for(".offer", offer_id=offer_id))
+    done, _result = _act_on_offer(
+        offer_id, lambda offer: svc.change_state(offer, state, user=current_user))
+    if done:
+        flash(_("Offer is now: %(state)s", state=svc.state_label(state)), "success")
+    return _to_offer(offer_id)
 
 
 @bp.route("/offers/<int:offer_id>/revise", methods=["POST"])
 @permission_required("documents.write")
 def offer_revise(offer_id: int):
-    offer, fresh = _guarded(offer_id)
-    if not fresh:
-        return redirect(url_for(".offer", offer_id=offer_id))
-    try:
-        new = svc.revise(offer, user=current_user)
-    except svc.OfferError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for(".offer", offer_id=offer_id))
-    if not _commit_or_conflict():
-        return redirect(url_for(".offer", offer_id=offer_id))
+    done, new = _act_on_offer(offer_id, lambda offer: svc.revise(offer, user=current_user))
+    if not done:
+        return _to_offer(offer_id)
     flash(_("Revision %(revision)s created.", revision=new.revision), "success")
-    return redirect(url_for(".offer", offer_id=new.id))
+    return _to_offer(new.id)
 
 
 # -- panels on other addons' pages (template hooks) ---------------------------------------------

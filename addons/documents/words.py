@@ -9,6 +9,7 @@ followed by the sub-unit in the right form ("56 копеек", "01 cents"), as i
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
 from num2words import num2words
@@ -62,31 +63,19 @@ _RU_SCALES = [(("тысяча", "тысячи", "тысяч"), "f"), (("милл
               (("миллиард", "миллиарда", "миллиардов"), "m")]
 
 
+def _below_hundred(n: int, teens: list[str], tens: list[str], ones: list[str]) -> list[str]:
+    """0-99 where 10-19 are words of their own (ru, lv); "" stands for a zero digit."""
+    return [teens[n - 10]] if 10 <= n <= 19 else [tens[n // 10], ones[n % 10]]
+
+
 def _ru_triplet(n: int, gender: str) -> list[str]:
-    words = [_RU_HUNDREDS[n // 100]]
-    rest = n % 100
-    if 10 <= rest <= 19:
-        words.append(_RU_TEENS[rest - 10])
-    else:
-        words += [_RU_TENS[rest // 10], _RU_ONES[gender][rest % 10]]
+    words = [_RU_HUNDREDS[n // 100]] + _below_hundred(n % 100, _RU_TEENS, _RU_TENS,
+                                                      _RU_ONES[gender])
     return [w for w in words if w]
 
 
 def ru_cardinal(n: int, gender: str = "m") -> str:
-    if n == 0:
-        return "ноль"
-    parts: list[str] = []
-    groups = _groups(n)
-    for i in range(len(groups) - 1, -1, -1):
-        g = groups[i]
-        if not g:
-            continue
-        if i == 0:
-            parts += _ru_triplet(g, gender)
-        else:
-            forms, g_gender = _RU_SCALES[i - 1]
-            parts += _ru_triplet(g, g_gender) + [_ru_form(g, forms)]
-    return " ".join(parts)
+    return _agreeing_cardinal(n, gender, "ноль", _ru_triplet, _RU_SCALES, _ru_form)
 
 
 # --- Latvian -----------------------------------------------------------------------------
@@ -99,38 +88,21 @@ _LV_TEENS = ["desmit", "vienpadsmit", "divpadsmit", "trīspadsmit", "četrpadsmi
              "sešpadsmit", "septiņpadsmit", "astoņpadsmit", "deviņpadsmit"]
 _LV_TENS = ["", "", "divdesmit", "trīsdesmit", "četrdesmit", "piecdesmit", "sešdesmit",
             "septiņdesmit", "astoņdesmit", "deviņdesmit"]
-_LV_SCALES = [("tūkstotis", "tūkstoši", "tūkstošu"), ("miljons", "miljoni", "miljonu"),
-              ("miljards", "miljardi", "miljardu")]
+# "tūkstotis", "miljons", "miljards" are masculine.
+_LV_SCALES = [(("tūkstotis", "tūkstoši", "tūkstošu"), "m"),
+              (("miljons", "miljoni", "miljonu"), "m"),
+              (("miljards", "miljardi", "miljardu"), "m")]
 
 
 def _lv_triplet(n: int, gender: str) -> list[str]:
-    words: list[str] = []
     h, rest = divmod(n, 100)
-    if h:
-        words += ["viens simts"] if h == 1 else [_LV_ONES["m"][h], "simti"]
-    if 10 <= rest <= 19:
-        words.append(_LV_TEENS[rest - 10])
-    else:
-        words += [_LV_TENS[rest // 10], _LV_ONES[gender][rest % 10]]
+    words = (["viens simts"] if h == 1 else [_LV_ONES["m"][h], "simti"]) if h else []
+    words += _below_hundred(rest, _LV_TEENS, _LV_TENS, _LV_ONES[gender])
     return [w for w in words if w]
 
 
 def lv_cardinal(n: int, gender: str = "m") -> str:
-    if n == 0:
-        return "nulle"
-    parts: list[str] = []
-    groups = _groups(n)
-    for i in range(len(groups) - 1, -1, -1):
-        g = groups[i]
-        if not g:
-            continue
-        if i == 0:
-            parts += _lv_triplet(g, gender)
-        else:
-            forms = _LV_SCALES[i - 1]
-            # "tūkstotis", "miljons" are masculine; the noun follows the plural rule.
-            parts += _lv_triplet(g, "m") + [_lv_form(g, (forms[0], forms[1], forms[1]))]
-    return " ".join(parts)
+    return _agreeing_cardinal(n, gender, "nulle", _lv_triplet, _LV_SCALES, _lv_form)
 
 
 # --- Kazakh and Uzbek (no gender, no plural after numerals) ------------------------------
@@ -147,22 +119,14 @@ _UZ = {"ones": ["", "bir", "ikki", "uch", "to\u02bbrt", "besh", "olti", "yetti",
 
 
 def _turkic_cardinal(n: int, table: dict) -> str:
-    if n == 0:
-        return table["zero"]
-    parts: list[str] = []
-    groups = _groups(n)
-    for i in range(len(groups) - 1, -1, -1):
-        g = groups[i]
-        if not g:
-            continue
+    def group(g: int, scale: int) -> list[str]:
         h, rest = divmod(g, 100)
         # Financial documents write "бір жүз" / "bir yuz" for one hundred.
-        if h:
-            parts += [table["ones"][h], table["hundred"]]
-        parts += [table["tens"][rest // 10], table["ones"][rest % 10]]
-        if i:
-            parts.append(table["scales"][i - 1])
-    return " ".join(p for p in parts if p)
+        words = [table["ones"][h], table["hundred"]] if h else []
+        words += [table["tens"][rest // 10], table["ones"][rest % 10]]
+        return words + [table["scales"][scale - 1]] if scale else words
+
+    return _spell_groups(n, table["zero"], group)
 
 
 def kk_cardinal(n: int, gender: str = "m") -> str:
@@ -225,22 +189,13 @@ def _ro_with_noun(n: int, singular: str, plural: str, gender: str) -> list[str]:
 
 
 def ro_cardinal(n: int, gender: str = "m") -> str:
-    """The number without its noun; with a noun use `_ro_amount` (it handles "un leu")."""
-    if n == 0:
-        return "zero"
-    parts: list[str] = []
-    groups = _groups(n)
-    for i in range(len(groups) - 1, -1, -1):
-        g = groups[i]
-        if not g:
-            continue
-        if i == 0:
-            parts += _ro_triplet(g, gender) if g != 1 or len(parts) else [
-                _ro_unit(1, gender, True)]
-        else:
-            sing, plur, g_gender = _RO_SCALES[i - 1]
-            parts += _ro_with_noun(g, sing, plur, g_gender)
-    return " ".join(parts)
+    """The number without its noun; with a noun, `amount_in_words` says "un leu" for 1."""
+    def group(g: int, scale: int) -> list[str]:
+        if scale == 0:
+            return _ro_triplet(g, gender)
+        return _ro_with_noun(g, *_RO_SCALES[scale - 1])
+
+    return _spell_groups(n, "zero", group)
 
 
 # --- English -----------------------------------------------------------------------------
@@ -303,6 +258,31 @@ def _groups(n: int) -> list[int]:
         n, g = divmod(n, 1000)
         out.append(g)
     return out or [0]
+
+
+def _spell_groups(n: int, zero: str, group: Callable[[int, int], list[str]]) -> str:
+    """`n` in words, `zero` for 0: each non-zero triplet of `n`, highest first, spelled by
+    `group(triplet, scale)` (scale 0 for units, 1 for thousands, 2 millions, 3 billions)."""
+    if n == 0:
+        return zero
+    groups = _groups(n)
+    return " ".join(word for scale in reversed(range(len(groups))) if groups[scale]
+                    for word in group(groups[scale], scale) if word)
+
+
+def _agreeing_cardinal(n: int, gender: str, zero: str,
+                       triplet: Callable[[int, str], list[str]],
+                       scales: list[tuple[tuple[str, str, str], str]],
+                       form: Callable[[int, tuple[str, str, str]], str]) -> str:
+    """Russian and Latvian: the units agree with the counted noun's `gender`; a thousand or a
+    million is itself a noun with a gender, counted in its plural `form` ("две тысячи")."""
+    def group(g: int, scale: int) -> list[str]:
+        if scale == 0:
+            return triplet(g, gender)
+        nouns, noun_gender = scales[scale - 1]
+        return triplet(g, noun_gender) + [form(g, nouns)]
+
+    return _spell_groups(n, zero, group)
 
 
 def _base_lang(lang: str) -> str:

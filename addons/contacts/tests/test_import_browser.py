@@ -1,10 +1,10 @@
 """In a real headless Chromium: upload a small CSV, map it on the mapping screen, check it,
 import it, find a person by a folded search ("berzins" for Bērziņš) and open the card in
-Romanian. Uses Debian's /usr/bin/chromium as `tests/test_browser.py` does (never a download).
+Romanian. Uses Debian's /usr/bin/chromium (`core.testing.browser_page`, never a download).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +12,7 @@ import pytest
 from flask import Flask
 
 from core.i18n import merge_catalogs
-from core.testing import BROWSER_TIMEOUT_MS as TIMEOUT_MS
-from core.testing import CHROMIUM, CHROMIUM_ARGS, TEST_PASSWORD, live_server, requires_chromium
+from core.testing import browser_page, requires_chromium
 
 pytestmark = [
     pytest.mark.browser,
@@ -37,42 +36,14 @@ def app(make_app):
         yield application
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 def test_import_a_csv_find_a_person_by_folded_search_and_open_the_card_in_romanian(
-        app: Flask, make_user: Callable[..., Any], browser: Any, tmp_path: Path) -> None:
+        app: Flask, make_user: Callable[..., Any], chromium: Any, tmp_path: Path) -> None:
     dashboard = romanian(app, "Dashboard")
     assert dashboard != "Dashboard", "the Romanian catalogue must translate the menu"
     admin = make_user("admin", is_admin=True)
 
-    with live_server(app) as base_url:
-        context = browser.new_context(base_url=base_url, locale="en-US",
-                                       viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(TIMEOUT_MS)
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda msg: problems.append(msg.text)
-                if msg.type == "error" and "Failed to load resource" not in msg.text else None)
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
-        page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-
-        page.goto("/login")
-        page.fill("#login", admin.login)
-        page.fill("#password", TEST_PASSWORD)
-        with page.expect_navigation():
-            page.click("button.primary")
-
+    with browser_page(chromium, app, login=admin.login) as live:
+        page = live.page
         page.goto("/contacts/import")
         page.set_input_files("#file", files=[{"name": "people.csv", "mimeType": "text/csv",
                                               "buffer": CSV}])
@@ -111,6 +82,5 @@ def test_import_a_csv_find_a_person_by_folded_search_and_open_the_card_in_romani
         assert "20 000 001" in card  # the firm's own numbers in national format
         assert "janis@koks.lv" not in card  # the column left out was not imported
         page.screenshot(path=str(tmp_path / "card-ro.png"), full_page=True)
-        context.close()
 
-    assert not problems, f"the browser reported errors: {problems}"
+    assert not live.problems, f"the browser reported errors: {live.problems}"

@@ -2,8 +2,8 @@
 a line, send it (loopback SMTP), then preview and download the PDF exactly as sent from the
 client's folder in the file manager, and open the client's public link.
 
-Uses Debian's `/usr/bin/chromium` (never `playwright install`), the arguments and the live
-server pattern of `tests/test_browser.py`.
+Uses Debian's `/usr/bin/chromium` (never `playwright install`) through
+`core.testing.browser_page`.
 """
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from addons.contacts.models import Partner
 from addons.documents.models import Offer
 from core.api import assign_roles, db
 from core.storage import Attachment
-from core.testing import BROWSER_TIMEOUT_MS as TIMEOUT_MS
-from core.testing import TEST_PASSWORD, live_server, requires_chromium
+from core.testing import browser_page, requires_chromium
 
 pytestmark = [
     pytest.mark.browser,
@@ -45,23 +44,9 @@ def test_offer_from_a_deal_is_sent_previewed_and_downloaded(make_app, make_user,
         db.session.commit()
         deal_id, client_id = deal.id, client.id
 
-    with live_server(app) as base_url:
-        context = chromium.new_context(base_url=base_url, locale="lv-LV", accept_downloads=True,
-                                       viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(TIMEOUT_MS)
-        page = context.new_page()
-        problems: list[str] = []  # script errors, CSP violations, failed requests
-        page.on("console", lambda msg: problems.append(msg.text)
-                if msg.type == "error" and "Failed to load resource" not in msg.text else None)
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
-        page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-
-        page.goto("/login")
-        page.fill("#login", "anna")
-        page.fill("#password", TEST_PASSWORD)
-        with page.expect_navigation():
-            page.click("button.primary")
+    with browser_page(chromium, app, login="anna", locale="lv-LV",
+                      accept_downloads=True) as live:
+        page, base_url = live.page, live.base_url
 
         # The deal page offers "New offer" (the documents panel in pipeline's hook).
         page.goto(f"/pipeline/deals/{deal_id}")
@@ -120,4 +105,4 @@ def test_offer_from_a_deal_is_sent_previewed_and_downloaded(make_app, make_user,
         assert visitor.get_attribute("html", "lang") == "lv"
         assert "Ābolu sula 1 l" in visitor.inner_text("main")
         page.screenshot(path=str(tmp_path / "offer-sent.png"))
-        assert problems == []
+        assert live.problems == []

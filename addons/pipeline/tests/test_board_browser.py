@@ -4,7 +4,7 @@ Lost and be asked for the reason, then read both moves on the deals' timelines.
 Only a browser runs `static/board.js` (HTML5 drag and drop, `fetch` with the CSRF header, the
 reason dialog) under the real Content-Security-Policy. Expected words come from the app's merged
 `kk` catalogue, so the test holds whatever the translator writes. Debian's `/usr/bin/chromium`
-(never a downloaded browser), launched as `tests/test_browser.py` does.
+(never a downloaded browser), through `core.testing.browser_page`.
 """
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from addons.pipeline.models import Deal, LostReason
 from addons.pipeline.state import create_deal, seed_defaults
 from core.api import assign_roles, db
 from core.i18n import merge_catalogs
-from core.testing import BROWSER_TIMEOUT_MS as TIMEOUT_MS
-from core.testing import TEST_PASSWORD, live_server, requires_chromium
+from core.testing import browser_page, requires_chromium
 
 pytestmark = [
     pytest.mark.browser,
@@ -39,23 +38,9 @@ def test_in_kazakh_drag_a_deal_forward_and_one_to_lost_with_a_reason(app, make_u
     reason = db.session.scalar(select(LostReason).where(LostReason.name == "No budget"))
     ids = {"forward": forward.id, "doomed": doomed.id}
 
-    with live_server(app) as base_url:
-        context = chromium.new_context(base_url=base_url, locale="kk-KZ",
-                                      viewport={"width": 1500, "height": 900})
-        context.set_default_timeout(TIMEOUT_MS)
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda msg: problems.append(msg.text)
-                if msg.type == "error" and "Failed to load resource" not in msg.text else None)
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
-        page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-
-        page.goto("/login")
-        page.fill("#login", user.login)
-        page.fill("#password", TEST_PASSWORD)
-        with page.expect_navigation():
-            page.click("button.primary")
+    with browser_page(chromium, app, login=user.login, locale="kk-KZ",
+                      viewport={"width": 1500, "height": 900}) as live:
+        page = live.page
         page.goto(f"/pipeline/board/{pipeline.id}")
         assert page.get_attribute("html", "lang") == "kk"
         column = page.locator(f'.board-column[data-stage="{stages["Qualified"].id}"] h2')
@@ -96,8 +81,7 @@ def test_in_kazakh_drag_a_deal_forward_and_one_to_lost_with_a_reason(app, make_u
         assert kk.gettext("Lost reason: %(reason)s") % {"reason": kk.gettext("No budget")} \
             in history
         assert "Бюджет жоқ" in history
-        context.close()
-    assert problems == []
+    assert live.problems == []
     db.session.expire_all()
     assert db.session.get(Deal, ids["doomed"]).lost_reason_id == reason.id
     assert db.session.get(Deal, ids["forward"]).stage_id == stages["Qualified"].id

@@ -12,8 +12,7 @@ from addons.pipeline import rotation
 from addons.pipeline.models import Capacity, Deal
 from addons.pipeline.rotation_models import OwnerMove
 from addons.pipeline.state import create_deal, move_deal, seed_defaults
-from core.api import Notification, Team, TimelineEntry, assign_roles, db
-from core.security import TeamMember
+from core.api import Notification, TimelineEntry, db
 
 pytestmark = pytest.mark.addons("pipeline")
 NOW = datetime.now(UTC)
@@ -24,26 +23,16 @@ def ago(days: float) -> datetime:
 
 
 @pytest.fixture
-def floor(app, make_user):
-    """Team North (Mara manages Anna, Boris, Cara, Dan); Cara is at capacity.
+def floor(north_team):
+    """Team North (`north_team`: Mara manages Anna, Boris, Cara, Dan); Cara is at capacity.
 
     Anna's deals: S1 no activity for 35 days (has a next step) and S2 no next step for 8 days
     are stale; F1 (activity 2 days ago), F2 (activity 20 days ago, next step planned) and W1
     (won long ago) are not.
     """
-    mara = make_user("mara", name="Mara")
-    assign_roles(mara, "sales_manager")
-    people = {}
-    for login in ("anna", "boris", "cara", "dan"):
-        people[login] = make_user(login, name=login.title())
-        assign_roles(people[login], "salesperson")
-    crew = Team(name="North", manager_id=mara.id)
-    db.session.add(crew)
-    db.session.flush()
-    for person in people.values():
-        db.session.add(TeamMember(team_id=crew.id, user_id=person.id))
+    people = north_team
     pipeline = seed_defaults()
-    pipeline.team_id = crew.id
+    pipeline.team_id = people["team"].id
     pipeline.stale_no_activity_days = 30
     pipeline.stale_no_next_step_days = 7
     db.session.add(Capacity(user_id=people["cara"].id, live_deals=1))
@@ -69,7 +58,7 @@ def floor(app, make_user):
     move_deal(deals["W1"], stages["Won"])
     deals["W1"].stage_changed_at = ago(80)
     db.session.commit()
-    return {"mara": mara, "pipeline": pipeline, "deals": deals, **people}
+    return {**people, "pipeline": pipeline, "deals": deals}
 
 
 def _timeline(deal_id: int) -> list[TimelineEntry]:
