@@ -134,6 +134,8 @@ def _render_translations(eval_ctx: EvalContext) -> NullTranslations:
 def _formatted(eval_ctx: EvalContext, message: str, variables: dict[str, Any]) -> str:
     """Always a format string; in HTML the message is markup (it is ours, from the catalogue)
     and `%` escapes the variables, exactly as `jinja2.ext.i18n`'s new style does."""
+    if not variables and "%" not in message:  # most texts: nothing to format, same result
+        return Markup(message) if eval_ctx.autoescape else message  # noqa: S704 - catalogue
     if eval_ctx.autoescape:
         return Markup(message) % variables  # noqa: S704 - catalogue text, not user input
     return message % variables

@@ -33,3 +33,14 @@ def test_template_gettext_follows_force_locale_within_one_request(app):
             assert gettext("Sign out") == latvian
         english = render_template_string(template)
     assert (russian, latvian, english) == ("Выйти", "Atteikties", "Sign out")
+
+
+def test_template_gettext_is_always_a_format_string_with_escaped_variables(app):
+    with app.test_request_context("/"):
+        rendered = render_template_string(
+            "{{ _('Sign out') }}|{{ _('100%% sure') }}|{{ _('Hi %(name)s', name='<b>') }}|"
+            "{{ ngettext('%(num)d item', '%(num)d items', 3) }}")
+        plain = app.jinja_env.from_string("{% autoescape false %}{{ _('Hi %(name)s', "
+                                          "name='<b>') }}{% endautoescape %}").render()
+    assert rendered == "Sign out|100% sure|Hi &lt;b&gt;|3 items"
+    assert plain == "Hi <b>"

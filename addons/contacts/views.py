@@ -12,7 +12,6 @@ Template hooks this addon offers (other addons contribute with `addon.hook(name,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,7 +19,6 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
-from markupsafe import Markup
 from sqlalchemy import Select, func, or_, select
 from werkzeug.datastructures import MultiDict
 
@@ -31,7 +29,6 @@ from core.api import (
     permission_required,
     read,
     scoped,
-    url_pattern,
     visible,
 )
 from core.forms import ActionForm
@@ -59,6 +56,7 @@ from .models import (
     SavedFilter,
     Tag,
 )
+from .rows import list_rows
 
 bp = Blueprint("contacts", __name__, static_folder="static")
 
@@ -87,7 +85,7 @@ def _list_page(kind: str | None = None):
     list_fields = [f for f in fields if f.show_in_list]
     owners = owner_choices()[1:]
     page = listing.fetch(params, fields, list_fields, current_user, dict(owners))
-    rows = _display_rows(page, list_fields)
+    rows = list_rows(page, list_fields)
     # Names and ids only, as plain rows: the page just lists them.
     saved = read(select(SavedFilter.id, SavedFilter.name).where(
         SavedFilter.user_id == current_user.id).order_by(SavedFilter.name)).all()
@@ -101,49 +99,6 @@ def _list_page(kind: str | None = None):
         bulk_actions=[(value, str(label)) for value, label in BulkForm.action.kwargs["choices"]],
         can_write=current_user.has_permission("contacts.write"),
         **_helpers())
-
-
-@dataclass(slots=True, frozen=True)
-class ListRow:
-    """What one line of the list shows, as text ready to print."""
-
-    id: int
-    name: str
-    url: str
-    is_company: bool
-    select_label: str
-    tags: list[str]
-    company_name: str
-    company_url: str
-    phone: str
-    email: str
-    city: str
-    badge: Markup
-    owner: str
-    segment: str
-    custom: list[str]
-
-
-def _display_rows(page: listing.Page, list_fields: list) -> list[ListRow]:
-    """The page's rows prepared in Python: every call a template makes per row costs about
-    as much as a dozen lines here, and a page shows up to 200 rows."""
-    card_url = url_pattern("contacts.card", "partner_id")
-    select = _("Select %(name)s")
-    badges = {s: Markup('<span class="badge status-{}">{}</span>').format(s, STATUS_LABELS[s])
-              for s in STATUSES}
-    display, owners, tags, custom = (services.display_phone, page.owners, page.tags,
-                                     page.custom_values)
-    return [ListRow(
-        id=p.id, name=p.name, url=card_url(p.id), is_company=p.kind == "company",
-        select_label=select % {"name": p.name},
-        tags=tags.get(p.id, []),
-        company_name=p.company_name or "" if p.company_id else "",
-        company_url=card_url(p.company_id) if p.company_id else "",
-        phone=display(p.phone), email=p.email or "", city=p.city or "",
-        badge=badges.get(p.status) or Markup(""), owner=owners.get(p.owner_id, ""),
-        segment=p.segment or "",
-        custom=[cf.display(f, custom.get(p.id, {}).get(f.id)) for f in list_fields],
-    ) for p in page.rows]
 
 
 @bp.route("/")

@@ -220,3 +220,38 @@ def test_a_page_costs_the_same_queries_for_10_or_50_rows(app, client, make_user,
     assert ten == fifty
     html = client.get("/contacts/?per_page=50").get_data(as_text=True)
     assert len(_rows(html)) == 50 and html.count(">Key</span>") == 50
+
+
+def test_a_row_shows_every_column_with_what_users_typed_escaped(admin, client):
+    company = Partner(kind="company", name="<b>Acme</b> & Co", status="client",
+                      city="Rīga <i>", email="office@acme.lv")
+    services.refresh_search(company)
+    db.session.add(company)
+    db.session.flush()
+    person = _person("Bērziņš", "Jānis<script>", company=company,
+                     phone="+37120000001", status="prospect",
+                     owner_id=admin.id, segment="A")
+    db.session.add(person)
+    db.session.flush()
+    db.session.add(Tag(name="<VIP>"))
+    db.session.flush()
+    db.session.add(PartnerTag(partner_id=person.id,
+                              tag_id=db.session.scalar(select(Tag.id))))
+    db.session.commit()
+    html = client.get("/contacts/").get_data(as_text=True)
+    assert "<script>" not in html.split("<tbody>")[1] and "<b>Acme" not in html
+    row = re.search(rf'<tr id="partner-{person.id}">(.*?)</tr>', html, re.S).group(1)
+    cells = [re.sub(r"\s+", " ", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row,
+                                                                  re.S)]
+    assert f'value="{person.id}"' in cells[0] and 'aria-label="Select Jānis&lt;script&gt;' \
+        in cells[0]
+    assert cells[1] == (f'<a href="/contacts/{person.id}">Jānis&lt;script&gt; Bērziņš</a>'
+                        '<span class="badge tag">&lt;VIP&gt;</span>')
+    assert cells[2] == f'<a href="/contacts/{company.id}">&lt;b&gt;Acme&lt;/b&gt; &amp; Co</a>'
+    assert cells[3] == services.display_phone("+37120000001") == "+371 20 000 001"
+    assert cells[5:] == ["", '<span class="badge status-prospect">Prospect</span>',
+                         admin.display_name, "A"]
+    company_row = re.search(rf'<tr id="partner-{company.id}">(.*?)</tr>', html, re.S).group(1)
+    assert '<span class="muted kind">company</span>' in company_row
+    assert '<a href="mailto:office@acme.lv">office@acme.lv</a>' in company_row
+    assert "<td>Rīga &lt;i&gt;</td>" in company_row
