@@ -32,86 +32,17 @@ threads, not PostgreSQL's): on a shared machine wall time well above it means wa
 """
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-GENERATOR = Path("/work/shared/bench/gen_dataset.py")
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+import _common as common
+
 TARGET = 15_000
-
-sys.path.insert(0, str(PROJECT_ROOT))
-
-
-def pg_url() -> str | None:
-    """The PostgreSQL URL to use, or None when no server answers."""
-    import sqlalchemy as sa
-
-    url = os.environ.get("BIRGA_BENCH_PG_URL") or PG_URL
-    try:
-        engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-    except Exception:  # noqa: BLE001 - any failure means "not available"
-        return None
-    return url
-
-
-class Database:
-    """An empty database for one app: a SQLite file or a private PostgreSQL schema."""
-
-    def __init__(self, engine: str, workdir: Path, label: str) -> None:
-        import sqlalchemy as sa
-
-        self.engine = engine
-        self.schema = None
-        if engine == "sqlite":
-            self.url = f"sqlite:///{workdir / (label + '.sqlite')}"
-            self.options: dict[str, Any] = {}
-        else:
-            base = pg_url()
-            assert base  # noqa: S101 - checked by the caller
-            self.schema = f"bench_import_{uuid.uuid4().hex[:8]}"
-            admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA "{self.schema}"'))
-            admin.dispose()
-            self.url = base
-            self.options = {"connect_args": {"options": f"-csearch_path={self.schema}"}}
-        self.instance = workdir / f"instance-{label}"
-        self.instance.mkdir(exist_ok=True)
-
-    def app(self) -> Any:
-        from core import create_app
-        from core.testing import create_schema
-
-        app = create_app({
-            "SECRET_KEY": "bench", "INSTANCE_PATH": str(self.instance),
-            "SQLALCHEMY_DATABASE_URI": self.url, "SQLALCHEMY_ENGINE_OPTIONS": self.options,
-            "BIRGA_ADDONS": ["contacts"], "BIRGA_IMPORT_INLINE_ROWS": 10**9,
-        }, addons=["contacts"])
-        create_schema(app)
-        return app
-
-    def drop(self) -> None:
-        if self.schema:
-            import sqlalchemy as sa
-
-            admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
-            admin.dispose()
+#: Every row imported inline, in this process, where it is timed; and, unlike `common.SERVED`,
+#: no `BIRGA_PHONE_REGION`: the figure has always been taken without one.
+IMPORT_CONFIG = {"BIRGA_IMPORT_INLINE_ROWS": 10**9}
 
 
 def import_file(path: Path, kind: str, user_id: int) -> dict[str, Any]:
@@ -145,17 +76,16 @@ def import_file(path: Path, kind: str, user_id: int) -> dict[str, Any]:
             "cpu_seconds": round(cpu, 3)}
 
 
-def raw_insert(path: Path, db_: Database) -> dict[str, Any]:
+def raw_insert(path: Path, target: common.Target) -> dict[str, Any]:
     """The baseline: the contacts rows into an empty partner table, one Core executemany."""
     from sqlalchemy import insert
 
     from addons.contacts.models import Partner
     from core.api import db
 
-    app = db_.app()
+    app = target.build()
     now = datetime.now(UTC)
-    with open(path, encoding="utf-8", newline="") as f:
-        source = list(csv.DictReader(f))
+    source = list(common.read_csv(path))
     with app.app_context():
         started = time.perf_counter()
         rows = [{
@@ -177,48 +107,35 @@ def raw_insert(path: Path, db_: Database) -> dict[str, Any]:
 
 
 def run_engine(engine: str, data: Path, workdir: Path) -> dict[str, Any]:
-    from core.api import User, db
+    from core.api import db
 
-    target = Database(engine, workdir, f"{engine}-import")
-    baseline_db = Database(engine, workdir, f"{engine}-raw")
+    target, baseline_db = (common.Target(engine, workdir, ["contacts"], label=f"{engine}-{kind}",
+                                         config=IMPORT_CONFIG) for kind in ("import", "raw"))
     try:
-        app = target.app()
+        app = target.build()
+        # The data set's users (the contacts' owners, no roles); the first one imports.
+        owner = min(common.load_users(target, data, sign_in=(), roles=False).values())
         with app.app_context():
-            with open(data / "users.csv", encoding="utf-8", newline="") as f:
-                for row in csv.DictReader(f):
-                    db.session.add(User(login=row["login"], name=row["name"]))
-            db.session.commit()
-            owner = db.session.scalar(db.select(User).order_by(User.id))
-            companies = import_file(data / "companies.csv", "company", owner.id)
-            contacts = import_file(data / "contacts.csv", "person", owner.id)
+            companies = import_file(data / "companies.csv", "company", owner)
+            contacts = import_file(data / "contacts.csv", "person", owner)
             db.session.remove()
             db.engine.dispose()
         baseline = raw_insert(data / "contacts.csv", baseline_db)
     finally:
-        target.drop()
-        baseline_db.drop()
+        target.close()
+        baseline_db.close()
     return {"companies": companies, "contacts": contacts, "baseline": baseline,
             "ratio": round(contacts["rows_per_s"] / baseline["rows_per_s"], 3)}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contacts", type=int, default=100_000)
-    parser.add_argument("--engines", default="sqlite,pg")
-    args = parser.parse_args()
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    args = common.arguments(__doc__).parse_args()
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="birga-import-bench-") as tmp:
-        workdir = Path(tmp)
+    with common.scratch("birga-import-bench-") as (workdir, _targets):
         data = workdir / "data"
         print(f"generating {args.contacts} contacts ...", flush=True)
-        subprocess.run([sys.executable, str(GENERATOR), "--out", str(data), "--contacts",
-                        str(args.contacts)], check=True)
-        for engine in engines:
-            name = "postgresql" if engine in ("pg", "postgresql") else "sqlite"
-            if name == "postgresql" and pg_url() is None:
-                print("postgresql: not reachable, skipped")
-                continue
+        common.generate(data, args.contacts)
+        for name in common.select_engines(args.engines):
             print(f"{name}: importing ...", flush=True)
             results[name] = found = run_engine(name, data, workdir)
             c, b = found["contacts"], found["baseline"]
@@ -229,21 +146,17 @@ def main() -> None:
                   f"raw Core executemany {b['rows_per_s']} rows/s; ratio {found['ratio']}",
                   flush=True)
     first = next(iter(results.values()), None)
-    line = {
-        "name": "contacts_import", "unit": "rows/s",
-        "value": first["contacts"]["rows_per_s"] if first else None,
-        "baseline": first["baseline"]["rows_per_s"] if first else None,
-        "ratio": first["ratio"] if first else None,
-        "engine": next(iter(results), None), "target": TARGET, "contacts": args.contacts,
-        "engines": {name: {"value": r["contacts"]["rows_per_s"],
-                           "baseline": r["baseline"]["rows_per_s"], "ratio": r["ratio"],
-                           "companies_rows_per_s": r["companies"]["rows_per_s"],
-                           "phases": r["contacts"]["result"].get("seconds"),
-                           "cpu_seconds": r["contacts"]["cpu_seconds"],
-                           "meets_target": r["contacts"]["rows_per_s"] >= TARGET}
-                    for name, r in results.items()},
-    }
-    print(json.dumps(line))
+    common.print_result(
+        "contacts_import", first["contacts"]["rows_per_s"] if first else None, "rows/s",
+        first["baseline"]["rows_per_s"] if first else None, first["ratio"] if first else None,
+        engine=next(iter(results), None), target=TARGET, contacts=args.contacts,
+        engines={name: {"value": r["contacts"]["rows_per_s"],
+                        "baseline": r["baseline"]["rows_per_s"], "ratio": r["ratio"],
+                        "companies_rows_per_s": r["companies"]["rows_per_s"],
+                        "phases": r["contacts"]["result"].get("seconds"),
+                        "cpu_seconds": r["contacts"]["cpu_seconds"],
+                        "meets_target": r["contacts"]["rows_per_s"] >= TARGET}
+                 for name, r in results.items()})
 
 
 if __name__ == "__main__":

@@ -11,27 +11,19 @@ list page (in process, signed in as a salesperson, so record rules and rendering
 
     .venv/bin/python bench/contacts_search.py [--contacts N] [--runs 200] [--engines ...]
 
-Data is generated and loaded exactly as `bench/contacts_list.py` does (SQLite, and
-PostgreSQL at 127.0.0.1:5432/test in a private schema when it answers). The last line is one
-JSON object (see bench/README.md): `value` is the search's p50 in ms, `ratio` value/baseline.
+Data is generated and loaded exactly as `bench/contacts_list.py` does, by `bench/_common.py`
+(SQLite, and PostgreSQL at 127.0.0.1:5432/test in a private schema when it answers). The last
+line is one JSON object (see bench/README.md): `value` is the search's p50 in ms, `ratio`
+value/baseline.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import re
-import shutil
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import contacts_list as common  # noqa: E402
+import _common as common
 
 #: (what a user types, the exact spelling stored): folded, transliterated, any case.
 SEARCHES = [
@@ -71,32 +63,22 @@ def measure(target: common.Target, runs: int) -> dict[str, Any]:
     with app.app_context():
         Index("bench_ix_last_name", Partner.last_name).create(db.engine)
 
-        def search(i: int) -> list[Any]:
-            typed = SEARCHES[i % len(SEARCHES)][0]
+        def first_page(where: Any) -> list[Any]:
+            """The list's first 50 rows in its default order: what each variant answers."""
             rows = db.session.execute(
-                select(Partner.id, Partner.name)
-                .where(Partner.active.is_(True), Partner.id.in_(search_ids(typed)))
+                select(Partner.id, Partner.name).where(Partner.active.is_(True), where)
                 .order_by(Partner.sort_en, Partner.id).limit(50)).all()
             db.session.rollback()
             return rows
+
+        def search(i: int) -> list[Any]:
+            return first_page(Partner.id.in_(search_ids(SEARCHES[i % len(SEARCHES)][0])))
 
         def condition(i: int) -> list[Any]:
-            typed = SEARCHES[i % len(SEARCHES)][0]
-            rows = db.session.execute(
-                select(Partner.id, Partner.name)
-                .where(Partner.active.is_(True), search_condition(typed))
-                .order_by(Partner.sort_en, Partner.id).limit(50)).all()
-            db.session.rollback()
-            return rows
+            return first_page(search_condition(SEARCHES[i % len(SEARCHES)][0]))
 
         def baseline(i: int) -> list[Any]:
-            exact = SEARCHES[i % len(SEARCHES)][1]
-            rows = db.session.execute(
-                select(Partner.id, Partner.name)
-                .where(Partner.active.is_(True), Partner.last_name == exact)
-                .order_by(Partner.sort_en, Partner.id).limit(50)).all()
-            db.session.rollback()
-            return rows
+            return first_page(Partner.last_name == SEARCHES[i % len(SEARCHES)][1])
 
         found = [len(search(i)) for i in range(len(SEARCHES))]
         exact = [len(baseline(i)) for i in range(len(SEARCHES))]
@@ -109,12 +91,7 @@ def measure(target: common.Target, runs: int) -> dict[str, Any]:
         result["condition"] = timed(runs, condition)
         result["baseline"] = timed(runs, baseline)
 
-    client = app.test_client()
-    with app.app_context():
-        html = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-    client.post("/login", data={"login": target.login, "password": common.PASSWORD,
-                                "csrf_token": token})
+    client = common.signed_in_client(app, target.login)
 
     def page(i: int) -> None:
         response = client.get("/contacts/", query_string={"q": SEARCHES[i % len(SEARCHES)][0]})
@@ -127,30 +104,14 @@ def measure(target: common.Target, runs: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contacts", type=int, default=100000)
+    parser = common.arguments(__doc__)
     parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--engines", default="sqlite,postgresql")
     args = parser.parse_args()
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    if "postgresql" in engines and not common.pg_reachable():
-        print("PostgreSQL at 127.0.0.1:5432 does not answer: SQLite only.")
-        engines.remove("postgresql")
-    workdir = Path(tempfile.mkdtemp(prefix="birga-bench-search-"))
-    targets: list[common.Target] = []
+    engines = common.select_engines(args.engines)
     results: dict[str, Any] = {}
-    try:
-        data = workdir / "data"
-        print(f"Generating {args.contacts} contacts ...", flush=True)
-        common.generate(data, args.contacts)
-        targets = [common.Target(e, workdir) for e in engines]
-        users: dict[str, int] = {}
-        for target in targets:
-            common.build(target)
-            users = common.load_users(target, data)
-        print("Loading into " + ", ".join(engines) + " ...", flush=True)
-        with targets[0].app.app_context():
-            loaded = common.load_partners(targets, data, users)
+    with common.scratch("birga-bench-search-") as (workdir, targets):
+        _data, _users, loaded = common.load_data_set(workdir, targets, engines, args.contacts,
+                                                     ["contacts"])
         print(f"  {loaded['people']} people, {loaded['companies']} companies "
               f"in {loaded['seconds']} s")
         for target in targets:
@@ -164,22 +125,10 @@ def main() -> None:
             print(f"[{target.engine}] list page with ?q= p50 {r['list_page']['p50']:7.2f} ms, "
                   f"p95 {r['list_page']['p95']:7.2f} ms")
             print(f"[{target.engine}] ratio search/baseline: {r['ratio']}")
-    finally:
-        for target in targets:
-            if target.app is not None:
-                with target.app.app_context():
-                    from core.api import db
-
-                    db.session.remove()
-                    db.engine.dispose()
-            target.drop()
-        shutil.rmtree(workdir, ignore_errors=True)
     first = results[engines[0]]
-    print(json.dumps({
-        "name": "contacts_search", "value": first["search"]["p50"], "unit": "ms",
-        "baseline": first["baseline"]["p50"], "ratio": first["ratio"],
-        "contacts": args.contacts, "engines": results}))
-
+    common.print_result("contacts_search", first["search"]["p50"], "ms",
+                        first["baseline"]["p50"], first["ratio"], contacts=args.contacts,
+                        engines=results)
 
 if __name__ == "__main__":
     main()

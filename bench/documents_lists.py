@@ -33,36 +33,25 @@ the offer list (the lower of the two pages is `min_ratio`), so higher is better.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import random
 import re
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = BENCH_DIR.parent
-sys.path.insert(0, str(BENCH_DIR))
-sys.path.insert(0, str(PROJECT_ROOT))
+import _common as common
 
-import contacts_list as base  # noqa: E402 - the contacts benchmark's loader and helpers
-
-PASSWORD = base.PASSWORD
-CHUNK = 5000
 #: Weights of the offer states (most offers were sent; a quarter became orders).
 STATE_WEIGHTS = {"draft": 12, "sent": 30, "accepted": 10, "declined": 13, "placed": 8,
                  "paid": 10, "delivered": 17}
 PAGES = {"offers": "/documents/offers", "products": "/documents/products"}
+#: Who sees each page (a data set role): the product pages need `documents.manage`.
+PAGE_ROLES = {"offers": "sales", "products": "manager"}
 
 BARE_OFFERS = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Offers</title></head>
@@ -104,20 +93,15 @@ FROM documents_product p ORDER BY p.sku LIMIT 50
 
 
 # -- the apps gunicorn serves ----------------------------------------------------------------
-def birga_app():  # noqa: ANN201 - gunicorn's factory
-    from core import create_app
-
-    return create_app(json.loads(os.environ["BENCH_BIRGA_CONFIG"]))
+birga_app = common.birga_app
 
 
 def bare_app():  # noqa: ANN201 - gunicorn's factory
     """The floor: Flask, one SQLAlchemy Core query per page, one Jinja template, no auth."""
     from flask import Flask
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
-    config = json.loads(os.environ["BENCH_BIRGA_CONFIG"])
-    engine = create_engine(config["SQLALCHEMY_DATABASE_URI"],
-                           **config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
+    engine = common.bare_engine()
     owner = int(os.environ["BENCH_OWNER_ID"])
     app = Flask("bare")
     # Compiled once, as Flask's loader caches a template file (`render_template_string`
@@ -142,43 +126,19 @@ def bare_app():  # noqa: ANN201 - gunicorn's factory
 
 
 # -- data ------------------------------------------------------------------------------------
-def build(target: base.Target) -> None:
-    from core import create_app
+def prepare(target: common.Target, data: Path) -> dict[str, int]:
+    """The app with the reference data, and the users: the first salesperson's offers are
+    measured, the first sales manager sees the products."""
     from core.api import db, seed_reference_data
-    from core.testing import create_schema
 
-    target.config["BIRGA_ADDONS"] = ["documents"]
-    target.app = create_app(target.config, addons=["documents"])
-    create_schema(target.app)
+    target.build()
     with target.app.app_context():
         seed_reference_data()  # currencies and VAT rates, as `birga init` seeds them
         db.session.commit()
+    return common.load_users(target, data, sign_in=("sales", "manager"))
 
 
-def load_users(target: base.Target, data: Path) -> dict[str, int]:
-    """Users with their roles; the first salesperson and the first sales manager sign in."""
-    from core.api import User, assign_roles, db
-
-    ids: dict[str, int] = {}
-    target.manager_login = None
-    with target.app.app_context():
-        for row in base.read_csv(data / "users.csv"):
-            user = User(login=row["login"], name=row["name"])
-            if row["role"] == "sales" and target.login is None:
-                user.set_password(PASSWORD)
-                target.login = row["login"]
-            if row["role"] == "manager" and target.manager_login is None:
-                user.set_password(PASSWORD)
-                target.manager_login = row["login"]
-            db.session.add(user)
-            db.session.flush()
-            ids[row["login"]] = user.id
-            assign_roles(user, base.ROLES[row["role"]])
-        target.owner_id = ids[target.login]
-    return ids
-
-
-def load_products(target: base.Target, data: Path, today: date) -> list[dict[str, Any]]:
+def load_products(target: common.Target, data: Path, today: date) -> list[dict[str, Any]]:
     """products.csv through the real import (price valid from 60 days ago), then an older and,
     for every fifth product, a future price row; returns what the offer lines need."""
     from sqlalchemy import insert, select
@@ -223,7 +183,7 @@ def offer_rows(data: Path, products: list[dict[str, Any]], users: dict[str, int]
 
     rng = random.Random(59)
     people = [(companies + int(r["id"]), int(r["company_id"]) if r["company_id"] else None,
-               users[r["owner"]], r["language"]) for r in base.read_csv(data / "contacts.csv")]
+               users[r["owner"]], r["language"]) for r in common.read_csv(data / "contacts.csv")]
     states = list(STATE_WEIGHTS)
     weights = list(STATE_WEIGHTS.values())
     offers: list[dict[str, Any]] = []
@@ -283,70 +243,44 @@ def offer_rows(data: Path, products: list[dict[str, Any]], users: dict[str, int]
     return offers, lines
 
 
-def load_offers(targets: list[base.Target], offers: list[dict], lines: list[dict]) -> None:
-    from sqlalchemy import insert, text
+def load_offers(targets: list[common.Target], offers: list[dict], lines: list[dict]) -> None:
+    from sqlalchemy import insert
 
     from addons.documents.models import Offer, OfferLine
     from core.api import db
 
     for target in targets:
-        with target.app.app_context():
-            with db.engine.begin() as conn:
-                for table, rows in ((Offer.__table__, offers), (OfferLine.__table__, lines)):
-                    for start in range(0, len(rows), CHUNK):
-                        conn.execute(insert(table), rows[start:start + CHUNK])
-            statement = "ANALYZE" if target.engine == "sqlite" else "VACUUM ANALYZE"
-            with db.engine.connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
+        with target.app.app_context(), db.engine.begin() as conn:
+            for table, rows in ((Offer.__table__, offers), (OfferLine.__table__, lines)):
+                for start in range(0, len(rows), common.CHUNK):
+                    conn.execute(insert(table), rows[start:start + common.CHUNK])
+        common.analyze(target)
 
 
 # -- measuring -------------------------------------------------------------------------------
-def signed_in_client(target: base.Target, login: str) -> Any:
-    client = target.app.test_client()
-    with target.app.app_context():
-        html = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-    client.post("/login", data={"login": login, "password": PASSWORD, "csrf_token": token})
-    return client
+def signed_in_client(target: common.Target, page: str) -> Any:
+    """A test client signed in as the user who sees `page` (salesperson or manager)."""
+    return common.signed_in_client(target.app, target.logins[PAGE_ROLES[page]])
 
 
-def _logins(target: base.Target) -> dict[str, str]:
-    return {"offers": target.login, "products": target.manager_login}
-
-
-def _bare_env(target: base.Target) -> None:
-    os.environ["BENCH_BIRGA_CONFIG"] = json.dumps(target.config)
-    os.environ["BENCH_OWNER_ID"] = str(target.owner_id)
+def _bare_env(target: common.Target) -> dict[str, str]:
+    return common.bench_env(target, BENCH_OWNER_ID=target.owner_id)
 
 
 def _linked_ids(html: str, page: str) -> list[int]:
     return [int(i) for i in re.findall(rf'href="/documents/{page}/(\d+)"', html)]
 
 
-def count_queries(target: base.Target) -> dict[str, int]:
+def count_queries(target: common.Target) -> dict[str, int]:
     """SQL statements of one page of each list (after a warm-up request); also checks that
     Birga's page and the bare page show the same 50 rows in the same order."""
-    from sqlalchemy import event
-
-    from core.api import db
-
-    _bare_env(target)
+    os.environ.update(_bare_env(target))
     bare = bare_app().test_client()
-    with target.app.app_context():
-        engine = db.engine
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
     result = {}
     for page, path in PAGES.items():
-        client = signed_in_client(target, _logins(target)[page])
+        client = signed_in_client(target, page)
         client.get(path)
-        statements.clear()
-        event.listen(engine, "before_cursor_execute", seen)
-        response = client.get(path)
-        event.remove(engine, "before_cursor_execute", seen)
+        queries, response = common.counted(target.app, partial(client.get, path))
         if response.status_code != 200:
             raise SystemExit(f"GET {path} answered {response.status_code}")
         mine = _linked_ids(response.get_data(as_text=True), page)
@@ -354,21 +288,21 @@ def count_queries(target: base.Target) -> dict[str, int]:
         if len(mine) != 50 or mine != floor:
             raise SystemExit(f"{page}: Birga shows {len(mine)} rows, not the bare page's "
                              f"{len(floor)} (first {mine[:3]} vs {floor[:3]})")
-        result[page] = len(statements)
+        result[page] = queries
     return result
 
 
-def in_process(target: base.Target, runs: int = 40) -> dict[str, dict[str, float]]:
+def in_process(target: common.Target, runs: int = 40) -> dict[str, dict[str, float]]:
     """Median milliseconds per page through the WSGI test client, no server in between: far
     less sensitive than `wrk` to other processes competing for a shared machine's CPU. Also
     the median CPU time of this process per page (`*_cpu`), steadier still on a busy machine
     (it leaves out PostgreSQL's own work, for both pages alike). Birga and the bare page
     alternate, so a burst of load from elsewhere hits both."""
-    _bare_env(target)
+    os.environ.update(_bare_env(target))
     bare = bare_app().test_client()
     result: dict[str, dict[str, float]] = {}
     for page, path in PAGES.items():
-        birga = signed_in_client(target, _logins(target)[page])
+        birga = signed_in_client(target, page)
         variants = (("bare", bare, f"/{page}"), ("birga", birga, path))
         for _, client, url in variants:
             for _ in range(5):
@@ -390,73 +324,14 @@ def in_process(target: base.Target, runs: int = 40) -> dict[str, dict[str, float
     return result
 
 
-def serve(factory: str, target: base.Target, port: int) -> subprocess.Popen:
-    env = {**os.environ, "BENCH_BIRGA_CONFIG": json.dumps(target.config),
-           "BENCH_OWNER_ID": str(target.owner_id)}
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    process = subprocess.Popen(
-        [str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "--pythonpath",
-         f"{BENCH_DIR},{PROJECT_ROOT}", "--log-level", "warning",
-         f"documents_lists:{factory}()"], cwd=str(PROJECT_ROOT), env=env)
-    deadline = time.monotonic() + 60
-    probe = "/healthz" if factory == "birga_app" else "/products"
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=5)  # noqa: S310
-            return process
-        except urllib.error.HTTPError:
-            return process  # it answers
-        except OSError:
-            if process.poll() is not None:
-                raise SystemExit(f"gunicorn ({factory}) exited with {process.returncode}") \
-                    from None
-            time.sleep(0.3)
-    process.terminate()
-    raise SystemExit(f"gunicorn ({factory}) did not answer within 60 s")
-
-
-def session_cookie(port: int, login: str, path: str) -> str:
-    """Sign in over HTTP as a browser would; the Cookie header value."""
-    import http.cookiejar
-    import urllib.parse
-
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    opener.addheaders = [("User-Agent", base.USER_AGENT)]
-    html = opener.open(f"http://127.0.0.1:{port}/login").read().decode()
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-    body = urllib.parse.urlencode({"login": login, "password": PASSWORD,
-                                   "csrf_token": token}).encode()
-    opener.open(f"http://127.0.0.1:{port}/login", data=body)
-    page = opener.open(f"http://127.0.0.1:{port}{path}")
-    if "/login" in page.geturl():
-        raise SystemExit("signing in for the benchmark failed")
-    return "; ".join(f"{c.name}={c.value}" for c in jar)
-
-
-def workers_cpu_seconds(master: int) -> float | None:
-    """CPU time (user + system) of a gunicorn master's workers so far; None off Linux."""
-    try:
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-        total = 0
-        for pid in children:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-        return total / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def run_measured(url: str, seconds: int, connections: int, cookie: str | None,
                  master: int) -> dict[str, Any]:
     """One `wrk` run, plus the server workers' CPU time per request: the cost of a page
     that other processes on a shared machine do not change (throughput and p99 they do)."""
-    before = workers_cpu_seconds(master)
-    run = base.run_wrk(url, seconds, connections, cookie)
-    after = workers_cpu_seconds(master)
+    run = common.run_wrk(url, seconds, connections, cookie, master=master)
     served = run["rps"] * seconds
-    run["cpu_ms"] = round((after - before) * 1000 / served, 2) \
-        if before is not None and after is not None and served else None
+    run["cpu_ms"] = round(run["cpu_s"] * 1000 / served, 2) \
+        if run["cpu_s"] is not None and served else None
     return run
 
 
@@ -472,25 +347,25 @@ def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "rounds_rps": [r["rps"] for r in runs]}
 
 
-def measure(target: base.Target, seconds: int, connections: int,
+def measure(target: common.Target, seconds: int, connections: int,
             rounds: int) -> dict[str, Any]:
     """Both servers run side by side (each idle while the other is measured) and `wrk`
     alternates between them, `rounds` times per page: on a shared machine a burst of load
     from elsewhere then hits both variants, instead of only the one measured at that moment."""
     result: dict[str, Any] = {"queries": count_queries(target),
                               "in_process_ms": in_process(target)}
-    servers: dict[str, tuple[subprocess.Popen, int]] = {}
-    try:
-        for name, factory in (("bare", "bare_app"), ("birga", "birga_app")):
-            port = base.free_port()
-            servers[name] = (serve(factory, target, port), port)
+    env = _bare_env(target)
+    with common.served("documents_lists", "bare_app", env, "/products") as bare_server, \
+            common.served("documents_lists", "birga_app", env, "/healthz") as birga_server:
+        servers = {"bare": bare_server, "birga": birga_server}
         for page, path in PAGES.items():
             port = servers["birga"][1]
-            cookies = {"bare": None, "birga": session_cookie(port, _logins(target)[page], path)}
+            login = target.logins[PAGE_ROLES[page]]
+            cookies = {"bare": None, "birga": common.http_session(port, login, path)[0]}
             urls = {"bare": f"http://127.0.0.1:{servers['bare'][1]}/{page}",
                     "birga": f"http://127.0.0.1:{port}{path}"}
             for name, url in urls.items():
-                base.run_wrk(url, 2, connections, cookies[name])  # warm-up: caches and pools
+                common.run_wrk(url, 2, connections, cookies[name])  # warm-up: caches and pools
             runs: dict[str, list[dict[str, Any]]] = {"bare": [], "birga": []}
             for _ in range(rounds):
                 for name, url in urls.items():
@@ -501,9 +376,6 @@ def measure(target: base.Target, seconds: int, connections: int,
             if figures["birga"]["server_cpu_ms"] and figures["bare"]["server_cpu_ms"]:
                 figures["server_cpu_ratio"] = round(figures["bare"]["server_cpu_ms"]
                                                     / figures["birga"]["server_cpu_ms"], 3)
-    finally:
-        for process, _port in servers.values():
-            base.stop(process)
     return result
 
 
@@ -528,38 +400,18 @@ def report(engine: str, r: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contacts", type=int, default=100000)
+    parser = common.arguments(__doc__, wrk=True)
     parser.add_argument("--offers", type=int, default=20000)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=2,
                         help="wrk runs per page and variant, alternating Birga and bare")
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--engines", default="sqlite,postgresql",
-                        help="comma-separated: sqlite, postgresql (skipped when unreachable)")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install wrk")
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    if "postgresql" in engines and not base.pg_reachable():
-        print("PostgreSQL at 127.0.0.1:5432 does not answer: SQLite only.")
-        engines.remove("postgresql")
-    workdir = Path(tempfile.mkdtemp(prefix="birga-bench-documents-"))
-    targets: list[base.Target] = []
+    common.require_wrk()
+    engines = common.select_engines(args.engines)
     results: dict[str, Any] = {}
     today = date.today()
-    try:
-        data = workdir / "data"
-        print(f"Generating {args.contacts} contacts ...", flush=True)
-        base.generate(data, args.contacts)
-        targets = [base.Target(e, workdir) for e in engines]
-        users: dict[str, int] = {}
-        for target in targets:
-            build(target)
-            users = load_users(target, data)
-        print("Loading into " + ", ".join(engines) + " ...", flush=True)
-        with targets[0].app.app_context():
-            loaded = base.load_partners(targets, data, users)
+    with common.scratch("birga-bench-documents-") as (workdir, targets):
+        data, users, loaded = common.load_data_set(workdir, targets, engines, args.contacts,
+                                                   ["documents"], prepare)
         products: list[dict[str, Any]] = []
         for target in targets:
             products = load_products(target, data, today)
@@ -575,23 +427,13 @@ def main() -> None:
             results[target.engine] = measure(target, args.duration, args.connections,
                                              args.rounds)
             report(target.engine, results[target.engine])
-    finally:
-        for target in targets:
-            if target.app is not None:
-                with target.app.app_context():
-                    from core.api import db
-
-                    db.engine.dispose()
-            target.drop()
-        shutil.rmtree(workdir, ignore_errors=True)
     first = results[engines[0]]
-    print(json.dumps({
-        "name": "documents_lists", "value": first["offers"]["birga"]["rps"], "unit": "req/s",
-        "baseline": first["offers"]["bare"]["rps"], "ratio": first["offers"]["ratio"],
-        "products_ratio": first["products"]["ratio"],
-        "min_ratio": min(r[p]["ratio"] for r in results.values() for p in PAGES),
-        "queries": first["queries"], "contacts": args.contacts, "offers": args.offers,
-        "engines": results}))
+    common.print_result(
+        "documents_lists", first["offers"]["birga"]["rps"], "req/s",
+        first["offers"]["bare"]["rps"], first["offers"]["ratio"],
+        products_ratio=first["products"]["ratio"],
+        min_ratio=min(r[p]["ratio"] for r in results.values() for p in PAGES),
+        queries=first["queries"], contacts=args.contacts, offers=args.offers, engines=results)
 
 
 if __name__ == "__main__":

@@ -28,33 +28,15 @@ the board page, so higher is better.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = BENCH_DIR.parent
-sys.path.insert(0, str(BENCH_DIR))
-sys.path.insert(0, str(PROJECT_ROOT))
+import _common as common
 
-import contacts_list as base  # noqa: E402 - the contacts benchmark's loader and helpers
-
-PASSWORD = base.PASSWORD
-CHUNK = 5000
-STAGES = {"new": "New", "qualified": "Qualified", "proposal": "Proposal",
-          "negotiation": "Negotiation", "won": "Won", "lost": "Lost"}
-REASONS = {"too expensive": "Too expensive", "chose competitor": "Chose a competitor",
-           "no budget": "No budget", "no answer": "No answer", "timing": "Bad timing"}
 CARDS = 50
 
 BARE_BOARD = """<!doctype html>
@@ -99,20 +81,15 @@ WHERE d.active = :active ORDER BY d.id DESC LIMIT 50
 
 
 # -- the apps gunicorn serves ----------------------------------------------------------------
-def birga_app():  # noqa: ANN201 - gunicorn's factory
-    from core import create_app
-
-    return create_app(json.loads(os.environ["BENCH_BIRGA_CONFIG"]))
+birga_app = common.birga_app
 
 
 def bare_app():  # noqa: ANN201 - gunicorn's factory
     """The floor: Flask, SQLAlchemy Core queries, one Jinja template each, no auth."""
     from flask import Flask
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
-    config = json.loads(os.environ["BENCH_BIRGA_CONFIG"])
-    engine = create_engine(config["SQLALCHEMY_DATABASE_URI"],
-                           **config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
+    engine = common.bare_engine()
     pipeline = int(os.environ["BENCH_PIPELINE_ID"])
     app = Flask("bare")
     # Compiled once, as Flask's loader caches template files (render_template_string would
@@ -149,50 +126,29 @@ def bare_app():  # noqa: ANN201 - gunicorn's factory
 
 
 # -- data ------------------------------------------------------------------------------------
-def build(target: base.Target) -> None:
-    from core import create_app
-    from core.testing import create_schema
-
-    target.config["BIRGA_ADDONS"] = ["pipeline"]
-    target.app = create_app(target.config, addons=["pipeline"])
-    create_schema(target.app)
-
-
-def load_users(target: base.Target, data: Path) -> dict[str, int]:
-    """Users with their roles; the first manager signs in and manages a team of everyone."""
-    from core.api import User, assign_roles, db
+def prepare(target: common.Target, data: Path) -> dict[str, int]:
+    """The app, users with their roles and languages; the first manager signs in and manages a
+    team of everyone."""
+    from core.api import db
     from core.security import Team, TeamMember
 
-    ids: dict[str, int] = {}
+    target.build()
+    ids = common.load_users(target, data, sign_in=("manager",), locale=True)
     with target.app.app_context():
-        for row in base.read_csv(data / "users.csv"):
-            user = User(login=row["login"], name=row["name"], locale=row["language"])
-            if row["role"] == "manager" and target.login is None:
-                user.set_password(PASSWORD)
-                target.login = row["login"]
-            db.session.add(user)
-            db.session.flush()
-            ids[row["login"]] = user.id
-            assign_roles(user, base.ROLES[row["role"]])
-        team = Team(name="Sales floor", manager_id=ids[target.login])
+        team = Team(name="Sales floor", manager_id=target.owner_id)
         db.session.add(team)
         db.session.flush()
         for login, uid in ids.items():
             if login != target.login:
                 db.session.add(TeamMember(team_id=team.id, user_id=uid))
         db.session.commit()
-        target.owner_id = ids[target.login]
     return ids
 
 
-def _moment(text: str) -> datetime | None:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC) if text else None
-
-
-def load_deals(target: base.Target, data: Path, users: dict[str, int],
+def load_deals(target: common.Target, data: Path, users: dict[str, int],
                companies: int) -> dict[str, int]:
     """The funnel, the deals and the activities (Core inserts, in chunks)."""
-    from sqlalchemy import insert, select, text
+    from sqlalchemy import insert, select
 
     from addons.pipeline.models import Deal, LostReason, StageChange
     from addons.pipeline.state import seed_defaults
@@ -210,8 +166,8 @@ def load_deals(target: base.Target, data: Path, users: dict[str, int],
         next_at: dict[int, datetime] = {}
         last_at: dict[int, datetime] = {}
         activities = []
-        for row in base.read_csv(data / "activities.csv"):
-            due, done = _moment(row["due_at"]), _moment(row["done_at"])
+        for row in common.read_csv(data / "activities.csv"):
+            due, done = common.moment(row["due_at"]), common.moment(row["done_at"])
             deal_id = int(row["deal_id"]) if row["deal_id"] else None
             if deal_id is not None:
                 if done is None:
@@ -227,10 +183,10 @@ def load_deals(target: base.Target, data: Path, users: dict[str, int],
                                "creator_id": users[row["owner"]], "model": model,
                                "record_id": record, "created_at": due, "updated_at": due})
         deals, changes = [], []
-        for row in base.read_csv(data / "deals.csv"):
+        for row in common.read_csv(data / "deals.csv"):
             deal_id = int(row["id"])
-            stage = stages[STAGES[row["stage"]]]
-            created = _moment(row["created_at"])
+            stage = stages[common.STAGES[row["stage"]]]
+            created = common.moment(row["created_at"])
             closed = created + timedelta(days=deal_id % 60 + 1)
             owner = users[row["owner"]]
             deals.append({
@@ -242,7 +198,7 @@ def load_deals(target: base.Target, data: Path, users: dict[str, int],
                 "expected_close": datetime.fromisoformat(row["expected_close"]).date()
                 if row["expected_close"] else None, "owner_id": owner, "team_id": None,
                 "source": "manual", "active": True, "stale": False, "sequence": 0,
-                "lost_reason_id": reasons[REASONS[row["lost_reason"]]]
+                "lost_reason_id": reasons[common.REASONS[row["lost_reason"]]]
                 if stage.kind == "lost" and row["lost_reason"] else None,
                 "won_at": closed if stage.kind == "won" else None,
                 "lost_at": closed if stage.kind == "lost" else None,
@@ -256,11 +212,9 @@ def load_deals(target: base.Target, data: Path, users: dict[str, int],
         with db.engine.begin() as conn:
             for table, rows in ((Deal.__table__, deals), (StageChange.__table__, changes),
                                 (Activity.__table__, activities)):
-                for start in range(0, len(rows), CHUNK):
-                    conn.execute(insert(table), rows[start:start + CHUNK])
-        statement = "ANALYZE" if target.engine == "sqlite" else "VACUUM ANALYZE"
-        with db.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
+                for start in range(0, len(rows), common.CHUNK):
+                    conn.execute(insert(table), rows[start:start + common.CHUNK])
+        common.analyze(target)
         # SQLite reads the statistics when a connection opens: the pooled ones opened before
         # ANALYZE would plan the in-process pages without them (the deal list then sorts the
         # manager's whole share: ~100 ms instead of ~1). Served workers connect afresh.
@@ -269,115 +223,50 @@ def load_deals(target: base.Target, data: Path, users: dict[str, int],
 
 
 # -- measuring -------------------------------------------------------------------------------
-def _signed_in_client(target: base.Target) -> Any:
-    client = target.app.test_client()
-    with target.app.app_context():
-        html = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-    client.post("/login", data={"login": target.login, "password": PASSWORD,
-                                "csrf_token": token})
-    return client
+def _signed_in_client(target: common.Target) -> Any:
+    return common.signed_in_client(target.app, target.login)
 
 
-def pages(target: base.Target) -> dict[str, str]:
+def _env(target: common.Target) -> dict[str, str]:
+    return common.bench_env(target, BENCH_PIPELINE_ID=target.pipeline_id)
+
+
+def pages(target: common.Target) -> dict[str, str]:
     return {"board": f"/pipeline/board/{target.pipeline_id}", "list": "/pipeline/deals"}
 
 
-def count_queries(target: base.Target) -> dict[str, int]:
+def count_queries(target: common.Target) -> dict[str, int]:
     """SQL statements of one board page and one list page (after a warm-up request)."""
-    from sqlalchemy import event
-
-    from core.api import db
-
     client = _signed_in_client(target)
-    with target.app.app_context():
-        engine = db.engine
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
     result = {}
     for name, path in pages(target).items():
         client.get(path)
-        statements.clear()
-        event.listen(engine, "before_cursor_execute", seen)
-        response = client.get(path)
-        event.remove(engine, "before_cursor_execute", seen)
+        queries, response = common.counted(target.app, partial(client.get, path))
         if response.status_code != 200:
             raise SystemExit(f"GET {path} answered {response.status_code}")
         if name == "board" and response.get_data(as_text=True).count('class="deal-card') == 0:
             raise SystemExit("the board shows no cards: the data did not load")
-        result[name] = len(statements)
+        result[name] = queries
     return result
 
 
-def in_process(target: base.Target, runs: int = 30) -> dict[str, dict[str, float]]:
+def in_process(target: common.Target, runs: int = 30) -> dict[str, dict[str, float]]:
     """Median milliseconds per page through the WSGI test client, no server in between: far
     less sensitive than `wrk` to other processes competing for a shared machine's CPU."""
-    import statistics
-
-    os.environ["BENCH_BIRGA_CONFIG"] = json.dumps(target.config)
-    os.environ["BENCH_PIPELINE_ID"] = str(target.pipeline_id)
+    os.environ.update(_env(target))
     bare = bare_app().test_client()
     birga = _signed_in_client(target)
     result: dict[str, dict[str, float]] = {}
     for page, path in pages(target).items():
         for name, client, url in (("bare", bare, f"/{page}"), ("birga", birga, path)):
-            for _ in range(3):
-                client.get(url)
-            samples = []
-            for _ in range(runs):
-                start = time.perf_counter()
-                client.get(url)
-                samples.append((time.perf_counter() - start) * 1000)
-            result.setdefault(page, {})[name] = round(statistics.median(samples), 2)
+            result.setdefault(page, {})[name] = common.median_ms(partial(client.get, url), runs)
     return result
-
-
-def serve(factory: str, target: base.Target, port: int) -> subprocess.Popen:
-    env = {**os.environ, "BENCH_BIRGA_CONFIG": json.dumps(target.config),
-           "BENCH_PIPELINE_ID": str(target.pipeline_id)}
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    process = subprocess.Popen(
-        [str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "--pythonpath",
-         f"{BENCH_DIR},{PROJECT_ROOT}", "--log-level", "warning",
-         f"pipeline_board:{factory}()"], cwd=str(PROJECT_ROOT), env=env)
-    deadline = time.monotonic() + 60
-    probe = "/healthz" if factory == "birga_app" else "/list"
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=5)  # noqa: S310
-            return process
-        except urllib.error.HTTPError:
-            return process
-        except OSError:
-            if process.poll() is not None:
-                raise SystemExit(f"gunicorn ({factory}) exited with {process.returncode}") \
-                    from None
-            time.sleep(0.3)
-    process.terminate()
-    raise SystemExit(f"gunicorn ({factory}) did not answer within 60 s")
 
 
 def session(port: int, login: str, path: str) -> tuple[str, str]:
     """Sign in over HTTP; the Cookie header and the CSRF token of that session."""
-    import http.cookiejar
-
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    opener.addheaders = [("User-Agent", base.USER_AGENT)]
-    html = opener.open(f"http://127.0.0.1:{port}/login").read().decode()
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-    body = urllib.parse.urlencode({"login": login, "password": PASSWORD,
-                                   "csrf_token": token}).encode()
-    opener.open(f"http://127.0.0.1:{port}/login", data=body)
-    page = opener.open(f"http://127.0.0.1:{port}{path}")
-    if "/login" in page.geturl():
-        raise SystemExit("signing in for the benchmark failed")
-    html = page.read().decode()
-    token = re.search(r'data-csrf="([^"]+)"', html).group(1)
-    return "; ".join(f"{c.name}={c.value}" for c in jar), token
+    cookie, html = common.http_session(port, login, path)
+    return cookie, re.search(r'data-csrf="([^"]+)"', html).group(1)
 
 
 #: Each wrk thread draws its own deals (same seed in both would move the same deals at the
@@ -401,7 +290,7 @@ end
 """
 
 
-def run_moves(target: base.Target, port: int, cookie: str, token: str, seconds: int,
+def run_moves(target: common.Target, port: int, cookie: str, token: str, seconds: int,
               connections: int, deals: int, workdir: Path) -> dict[str, Any]:
     """Random deals to random open stages through the JSON move endpoint (state machine,
     history, timeline, audit: the whole path), as the board's drag and drop does."""
@@ -417,45 +306,15 @@ def run_moves(target: base.Target, port: int, cookie: str, token: str, seconds: 
     script = workdir / "move.lua"
     script.write_text(MOVE_SCRIPT % {"seed": 59, "stages": ", ".join(map(str, open_ids)),
                                      "deals": deals})
-    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-            "-H", f"User-Agent: {base.USER_AGENT}", "-H", f"Cookie: {cookie}",
-            "-H", f"X-CSRFToken: {token}", "-H", "Content-Type: application/json",
-            "-H", "Accept: application/json", f"http://127.0.0.1:{port}"]
-    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": round(rps, 1), "p99_ms": round(base._ms(*p99.groups()), 2) if p99 else None,
-            "non_2xx": int(bad.group(1)) if bad else 0}
-
-
-def _workers_cpu(master: int) -> float | None:
-    """CPU seconds (user + system) the gunicorn workers under `master` have used so far;
-    None where /proc cannot tell (not Linux)."""
-    total, found = 0.0, False
-    try:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # gone meanwhile
-            if int(fields[1]) == master:  # ppid
-                total += int(fields[11]) + int(fields[12])  # utime, stime (ticks)
-                found = True
-    except OSError:
-        return None
-    return total / os.sysconf("SC_CLK_TCK") if found else None
+    return common.run_wrk(f"http://127.0.0.1:{port}", seconds, connections, cookie, extra=[
+        "-s", str(script), "-H", f"X-CSRFToken: {token}", "-H", "Content-Type: application/json",
+        "-H", "Accept: application/json"])
 
 
 def _wrk_with_cpu(url: str, seconds: int, connections: int, cookie: str | None,
                   master: int) -> dict[str, Any]:
-    before = _workers_cpu(master)
-    run = base.run_wrk(url, seconds, connections, cookie)
-    after = _workers_cpu(master)
+    run = common.run_wrk(url, seconds, connections, cookie, master=master)
     run["requests"] = round(run["rps"] * seconds)
-    run["cpu_s"] = None if before is None or after is None else after - before
     return run
 
 
@@ -471,7 +330,7 @@ def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "cpu_ms_per_request": round(cpu * 1000 / requests, 2) if cpu and requests else None}
 
 
-def measure(target: base.Target, seconds: int, connections: int, deals: int,
+def measure(target: common.Target, seconds: int, connections: int, deals: int,
             workdir: Path, rounds: int = 2) -> dict[str, Any]:
     """Both apps served at once; each page's `wrk` runs alternate between them in `rounds`
     (bare first, then Birga first), so a change in the machine's load during the run
@@ -479,11 +338,10 @@ def measure(target: base.Target, seconds: int, connections: int, deals: int,
     result: dict[str, Any] = {"queries": count_queries(target),
                               "in_process_ms": in_process(target)}
     paths = pages(target)
-    servers: dict[str, tuple[subprocess.Popen, int]] = {}
-    try:
-        for name, factory in (("bare", "bare_app"), ("birga", "birga_app")):
-            port = base.free_port()
-            servers[name] = (serve(factory, target, port), port)
+    env = _env(target)
+    with common.served("pipeline_board", "bare_app", env, "/list") as bare_server, \
+            common.served("pipeline_board", "birga_app", env, "/healthz") as birga_server:
+        servers = {"bare": bare_server, "birga": birga_server}
         cookie = session(servers["birga"][1], target.login, paths["board"])[0]
         part = max(seconds // rounds, 1)
         for page in ("board", "list"):
@@ -492,7 +350,7 @@ def measure(target: base.Target, seconds: int, connections: int, deals: int,
             cookies = {"bare": None, "birga": cookie}
             runs: dict[str, list[dict[str, Any]]] = {"bare": [], "birga": []}
             for name in runs:
-                base.run_wrk(urls[name], 2, connections, cookies[name])  # warm-up
+                common.run_wrk(urls[name], 2, connections, cookies[name])  # warm-up
             for index in range(rounds):
                 for name in ("bare", "birga") if index % 2 == 0 else ("birga", "bare"):
                     runs[name].append(_wrk_with_cpu(urls[name], part, connections,
@@ -502,9 +360,6 @@ def measure(target: base.Target, seconds: int, connections: int, deals: int,
             cookie, token = session(servers["birga"][1], target.login, paths["board"])
             result["move"] = run_moves(target, servers["birga"][1], cookie, token, seconds,
                                        connections, deals, workdir)
-    finally:
-        for process, _port in servers.values():
-            base.stop(process)
     for page in ("board", "list"):
         bare, birga = result[page]["bare"], result[page]["birga"]
         result[page]["ratio"] = round(birga["rps"] / bare["rps"], 3)
@@ -515,34 +370,13 @@ def measure(target: base.Target, seconds: int, connections: int, deals: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contacts", type=int, default=100000)
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--engines", default="sqlite,postgresql",
-                        help="comma-separated: sqlite, postgresql (skipped when unreachable)")
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install wrk")
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    if "postgresql" in engines and not base.pg_reachable():
-        print("PostgreSQL at 127.0.0.1:5432 does not answer: SQLite only.")
-        engines.remove("postgresql")
-    workdir = Path(tempfile.mkdtemp(prefix="birga-bench-pipeline-"))
-    targets: list[base.Target] = []
+    args = common.arguments(__doc__, wrk=True).parse_args()
+    common.require_wrk()
+    engines = common.select_engines(args.engines)
     results: dict[str, Any] = {}
-    try:
-        data = workdir / "data"
-        print(f"Generating {args.contacts} contacts ...", flush=True)
-        base.generate(data, args.contacts)
-        targets = [base.Target(e, workdir) for e in engines]
-        users: dict[str, int] = {}
-        for target in targets:
-            build(target)
-            users = load_users(target, data)
-        print("Loading into " + ", ".join(engines) + " ...", flush=True)
-        with targets[0].app.app_context():
-            loaded = base.load_partners(targets, data, users)
+    with common.scratch("birga-bench-pipeline-") as (workdir, targets):
+        data, users, loaded = common.load_data_set(workdir, targets, engines, args.contacts,
+                                                   ["pipeline"], prepare)
         loaded_deals: dict[str, int] = {}
         for target in targets:
             loaded_deals = load_deals(target, data, users, loaded["companies"])
@@ -572,24 +406,14 @@ def main() -> None:
                 m = r["move"]
                 print(f"[{target.engine}] move POST: {m['rps']:.1f} req/s, p99 {m['p99_ms']} "
                       f"ms, non-2xx {m['non_2xx']} (goal >= 200 req/s)")
-    finally:
-        for target in targets:
-            if target.app is not None:
-                with target.app.app_context():
-                    from core.api import db
-
-                    db.engine.dispose()
-            target.drop()
-        shutil.rmtree(workdir, ignore_errors=True)
     first = results[engines[0]]
-    print(json.dumps({
-        "name": "pipeline_board", "value": first["board"]["birga"]["rps"], "unit": "req/s",
-        "baseline": first["board"]["bare"]["rps"], "ratio": first["board"]["ratio"],
-        "list_ratio": first["list"]["ratio"],
-        "cpu_ratio": first["board"].get("cpu_ratio"),
-        "list_cpu_ratio": first["list"].get("cpu_ratio"),
-        "move_rps_sqlite": results.get("sqlite", {}).get("move", {}).get("rps"),
-        "queries": first["queries"], "contacts": args.contacts, "engines": results}))
+    common.print_result(
+        "pipeline_board", first["board"]["birga"]["rps"], "req/s",
+        first["board"]["bare"]["rps"], first["board"]["ratio"],
+        list_ratio=first["list"]["ratio"], cpu_ratio=first["board"].get("cpu_ratio"),
+        list_cpu_ratio=first["list"].get("cpu_ratio"),
+        move_rps_sqlite=results.get("sqlite", {}).get("move", {}).get("rps"),
+        queries=first["queries"], contacts=args.contacts, engines=results)
 
 
 if __name__ == "__main__":
