@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from functools import cache, wraps
+from functools import cache, lru_cache, wraps
 from typing import Any, TypeVar
 
 from flask import Flask, abort, current_app, g, has_app_context
@@ -398,13 +398,16 @@ def scope_for(user: Any, model_key: str) -> str:
     return access.model_scopes[model_key]
 
 
+@lru_cache(maxsize=4096)
 def _team_ids(user_id: int) -> Select:
-    """The teams a user manages or belongs to (a subquery, never a Python list)."""
+    """The teams a user manages or belongs to (a subquery, never a Python list). Built once
+    per user: statements are immutable, and a scoped page needs it for every query."""
     return select(Team.id).where(or_(
         Team.manager_id == user_id,
         Team.id.in_(select(TeamMember.team_id).where(TeamMember.user_id == user_id))))
 
 
+@lru_cache(maxsize=4096)
 def _teammates(user_id: int) -> Select:
     teams = _team_ids(user_id)
     return select(TeamMember.user_id).where(TeamMember.team_id.in_(teams)).union(

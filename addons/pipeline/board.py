@@ -28,7 +28,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from addons.contacts.models import Partner
-from core.api import User, company_currency, db, scoped
+from core.api import User, company_currency, db, read, scoped
 
 from .models import Deal, DealTag, Pipeline, Stage, Tag
 
@@ -228,7 +228,7 @@ def _cards_of(rows: Any, stages: Mapping[int, Stage]) -> list[Card]:
 
 def board_cards(stmt: Select, stages: Mapping[int, Stage]) -> list[Card]:
     """Cards for a `select(Deal)` (its WHERE, ORDER BY, LIMIT), as plain rows."""
-    return _cards_of(db.session.execute(_card_select(stmt)).all(), stages)
+    return _cards_of(read(_card_select(stmt)).all(), stages)
 
 
 def column_cards(base: Select, stages: Mapping[int, Stage], stage_ids: list[int],
@@ -256,7 +256,7 @@ def column_cards(base: Select, stages: Mapping[int, Stage], stage_ids: list[int]
             *(select(p.subquery()) for p in parts))
     by_stage: dict[int, list[Card]] = {stage_id: [] for stage_id in stage_ids}
     # `.all()`: one fetchall; iterating the result steps SQLite once per row, 2-3x slower.
-    for card in _cards_of(db.session.execute(stmt).all(), stages):
+    for card in _cards_of(read(stmt).all(), stages):
         by_stage[card.deal.stage_id].append(card)
     for found in by_stage.values():  # neither promises an order across stages: sort again
         found.sort(key=_card_order)
@@ -285,7 +285,7 @@ def board_columns(pipeline: Pipeline, user: User | None, filters: DealFilters, *
     totals = base.with_only_columns(Deal.stage_id, Deal.currency, func.count(),
                                     func.coalesce(func.sum(Deal.amount), 0)) \
         .group_by(Deal.stage_id, Deal.currency)
-    for stage_id, currency, count, amount in db.session.execute(totals):
+    for stage_id, currency, count, amount in read(totals):
         column = columns.get(stage_id)
         if column is None:
             continue
@@ -312,7 +312,7 @@ def _rates(currencies: set[str], on_date: date | None) -> dict[str, Decimal | No
         latest = select(ExchangeRate.currency_code, func.max(ExchangeRate.on_date).label("day")) \
             .where(ExchangeRate.currency_code.in_(wanted), ExchangeRate.on_date <= day) \
             .group_by(ExchangeRate.currency_code).subquery()
-        for code, rate in db.session.execute(
+        for code, rate in read(
                 select(ExchangeRate.currency_code, ExchangeRate.rate).join(
                     latest, (latest.c.currency_code == ExchangeRate.currency_code)
                     & (latest.c.day == ExchangeRate.on_date))):

@@ -36,7 +36,7 @@ from markupsafe import Markup
 from sqlalchemy import func, literal, null, select, union_all
 
 from addons.contacts.models import Partner
-from core.api import User, audit, db, get_or_404, permission_required, scoped
+from core.api import User, audit, db, get_or_404, permission_required, read, scoped
 from core.formatting import format_money
 from core.locking import save_or_conflict
 from core.security import Team
@@ -104,7 +104,7 @@ def _filter_options() -> dict[str, Any]:
         select(literal(2), Tag.id, Tag.name, Tag.name, null()),
     ).order_by("kind", "k1", "k2")
     found: dict[int, list[Any]] = {0: [], 1: [], 2: []}
-    for kind, ident, name, _k1, _k2 in db.session.execute(lists):
+    for kind, ident, name, _k1, _k2 in read(lists):
         found[kind].append(FilterOption(ident, name))
     return {"owners": found[0], "teams": found[1], "tags": found[2]}
 
