@@ -63,3 +63,13 @@ def test_birga_init_leaves_the_database_analysed(make_app, monkeypatch):
     assert result.exit_code == 0, result.output
     with app.app_context():
         assert analysed_row_count("core_user") == 1  # the administrator
+
+
+def test_the_refresh_is_a_nightly_job_of_every_worker(app):
+    from datetime import datetime
+
+    from core.jobs import get_jobs
+
+    jobs = get_jobs(app)
+    assert "core.dbstats.refresh_all" in jobs.periodic_due(datetime(2026, 1, 5, 3, 41))
+    assert "core.dbstats.refresh_all" not in jobs.periodic_due(datetime(2026, 1, 5, 4, 41))
