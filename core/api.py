@@ -140,3 +140,7 @@ __all__ += ["read", "url_pattern"]
 from .dbstats import refresh_statistics  # noqa: E402
 
 __all__ += ["refresh_statistics"]
+# Fast money, date and number for list pages: the filters' exact text (core.formatters).
+from .formatters import Formatters, formatters  # noqa: E402
+
+__all__ += ["Formatters", "formatters"]

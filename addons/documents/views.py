@@ -33,6 +33,7 @@ from core.api import (
     RateNotFound,
     company_currency,
     db,
+    formatters,
     get_or_404,
     permission_required,
     read,
@@ -42,7 +43,6 @@ from core.api import (
 
 from . import offers as svc
 from .forms import ImportForm, LineForm, OfferForm, PriceForm, ProductForm, language_rows
-from .listing import formatters
 from .models import STATE_LABELS, Offer, OfferLine, Product, ProductPrice
 from .pricing import company_country
 from .products_import import import_products

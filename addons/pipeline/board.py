@@ -13,15 +13,13 @@ to the cards, the counts, the sums, the list and the export alike.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
-from functools import lru_cache
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from babel.numbers import format_currency, get_currency_precision
-from flask_babel import get_locale
+from babel.numbers import get_currency_precision
 from sqlalchemy import Integer, Select, any_, bindparam, func, select, true, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
@@ -33,7 +31,7 @@ from core.api import User, company_currency, db, read, scoped
 from .models import Deal, DealTag, Pipeline, Stage, Tag
 
 __all__ = ["BoardColumn", "DealFilters", "board_columns", "card_rows", "converted_total",
-           "deal_list", "money_formatter"]
+           "deal_list"]
 
 #: Cards loaded per column; the rest is counted ("and 1 234 more").
 DEFAULT_CARDS = 50
@@ -367,75 +365,3 @@ def export_rows(user: User | None, filters: DealFilters, *, pipeline_id: int | N
             yield card
         last = cards[-1].deal.id
 
-
-# -- fast money for hundreds of cards ------------------------------------------------------------
-_SAMPLE = Decimal("1234567.5")
-
-
-@lru_cache(maxsize=512)
-def _money_shape(locale: str, currency: str) -> tuple[str, str, str, str, int] | None:
-    """(prefix, suffix, group, decimal, digits) of the locale's currency format, read off one
-    Babel rendering; None when the shape is not the plain 3-digit grouping we can replay."""
-    digits = get_currency_precision(currency)
-    sample = format_currency(_SAMPLE, currency, locale=locale)
-    start, end = sample.find("1"), sample.rfind("0" if digits else "8") + 1
-    if start < 0 or end <= start:
-        return None
-    body = sample[start:end]
-    group = body[1]
-    decimal = body[-digits - 1] if digits else ""
-    shape = (sample[:start], sample[end:], group, decimal, digits)
-    return shape if _replay(shape, _SAMPLE) == sample else None
-
-
-def _replay(shape: tuple[str, str, str, str, int], amount: Decimal) -> str:
-    prefix, suffix, group, decimal, digits = shape
-    text = f"{amount:,.{digits}f}"
-    text = text.replace(",", "\x00").replace(".", decimal).replace("\x00", group)
-    return prefix + text + suffix
-
-
-def money_formatter() -> Callable[[Decimal | None, str], str]:
-    """`fmt(amount, currency)` giving what the `money` filter gives (Babel, the user's
-    locale), about twenty times faster: the board shows hundreds of amounts per page."""
-    from core.formatting import format_money
-
-    locale = str(get_locale() or "en")
-
-    def fmt(amount: Decimal | None, currency: str) -> str:
-        if amount is None:
-            return ""
-        value = Decimal(amount)
-        shape = _money_shape(locale, currency) if value >= 0 else None
-        if shape is None:
-            return format_money(value, currency)
-        quantum = Decimal(1).scaleb(-shape[4])
-        return _replay(shape, value.quantize(quantum, rounding=ROUND_HALF_EVEN))  # as Babel
-
-    return fmt
-
-
-@lru_cache(maxsize=4096)
-def _day_text(locale: str, day: date) -> str:
-    from babel.dates import format_date
-
-    return format_date(day, format="medium", locale=locale)
-
-
-def date_formatter() -> Callable[[Any], str]:
-    """`fmt(date or UTC datetime)` as the `date` filter shows it (medium, the user's locale
-    and zone), memoised per locale and day: a list page shows dozens of them."""
-    from flask_babel import get_timezone
-
-    locale = str(get_locale() or "en")
-    zone = get_timezone()
-
-    def fmt(value: Any) -> str:
-        if value is None:
-            return ""
-        if hasattr(value, "hour"):
-            moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-            value = moment.astimezone(zone).date()
-        return _day_text(locale, value)
-
-    return fmt

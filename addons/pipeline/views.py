@@ -36,7 +36,16 @@ from markupsafe import Markup
 from sqlalchemy import func, literal, null, select, union_all
 
 from addons.contacts.models import Partner
-from core.api import User, audit, db, get_or_404, permission_required, read, scoped
+from core.api import (
+    User,
+    audit,
+    db,
+    formatters,
+    get_or_404,
+    permission_required,
+    read,
+    scoped,
+)
 from core.formatting import format_money
 from core.locking import save_or_conflict
 from core.security import Team
@@ -134,7 +143,7 @@ def board(pipeline_id: int):
     can_write = current_user.has_permission("pipeline.write")
     card_html = CardHtml(
         deal_url=url_for(".deals") + "/", can_write=can_write,
-        fmt_money=boardq.money_formatter(), stage_text=_("Stage"), move_text=_("Move"),
+        fmt_money=formatters().money, stage_text=_("Stage"), move_text=_("Move"),
         no_next_flag=Markup('<div class="flag-no-next" title="{}">⚠ {}</div>\n').format(
             _("Plan the next step so the deal is not forgotten."), _("No next activity")),
         # Every card's move form offers the same stages: the options are built per column.
@@ -303,9 +312,9 @@ def deals():
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     cards, more = boardq.deal_list(current_user, filters, pipeline_id=pipeline_id, page=page)
     stages = {c.deal.stage_id: c.deal.stage for c in cards}
+    fmt = formatters()
     rows = RowHtml(
-        deal_url=url_for(".deals") + "/", fmt_money=boardq.money_formatter(),
-        fmt_date=boardq.date_formatter(),
+        deal_url=url_for(".deals") + "/", fmt_money=fmt.money, fmt_date=fmt.date,
         stage_names={sid: stage_label(stage) for sid, stage in stages.items()},
         none_planned=Markup('<span class="flag-no-next">⚠ {}</span>').format(
             _("None planned")))

@@ -1,5 +1,5 @@
-"""The offer and product list pages: rows, pager, record rule, constant queries, and the fast
-formatters they use (which must print exactly what the `money`, `date`, `number` filters do)."""
+"""The offer and product list pages: rows, pager, record rule, constant queries. (The fast
+formatters they use, `core.formatters`, are tested in tests/test_formatting.py.)"""
 from __future__ import annotations
 
 import re
@@ -12,16 +12,14 @@ from sqlalchemy import event
 
 from addons.contacts.models import Partner
 from addons.documents import offers as svc
-from addons.documents.listing import formatters
 from addons.documents.models import Offer
 from addons.documents.tests.test_offers import make_partner, make_product
 from core.api import assign_roles, db
-from core.formatting import format_date, format_money, format_number
+from core.formatting import format_date, format_money
 
 pytestmark = pytest.mark.addons("documents")
 
 D = Decimal
-LOCALES = ("en", "lv", "ru", "uz", "kk", "ro")
 
 
 def user_with(make_user, login_name: str, role: str):
@@ -212,22 +210,3 @@ def test_product_list_runs_the_same_few_queries_for_any_number_of_rows(app, clie
         client.get("/documents/products")
     assert many.count == few.count <= 4
 
-
-# -- the fast formatters -----------------------------------------------------------------------
-AMOUNTS = [D("0"), D("0.005"), D("0.015"), D("2.5"), D("12.345"), D("999.995"), D("1000"),
-           D("1234567.891"), D("98765432109.5"), D("-0"), D("-12.5"), 7, 12.5]
-CURRENCIES = ("EUR", "USD", "RUB", "UZS", "KZT", "MDL", "JPY", "KWD")
-
-
-@pytest.mark.parametrize("locale", [*LOCALES, "de_CH", "hi"])
-def test_fast_formatters_print_what_the_filters_print(app, locale):
-    with app.test_request_context(), force_locale(locale):
-        fmt = formatters()
-        for amount in AMOUNTS:
-            for currency in CURRENCIES:
-                assert fmt.money(amount, currency) == format_money(amount, currency)
-            assert fmt.number(amount) == format_number(amount)
-        for value in (date(2026, 1, 31), date(2024, 2, 29),
-                      datetime(2026, 3, 1, 23, 30, tzinfo=UTC)):
-            assert fmt.date(value) == format_date(value)
-        assert fmt.money(None, "EUR") == fmt.date(None) == fmt.number(None) == ""

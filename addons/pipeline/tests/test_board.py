@@ -222,23 +222,6 @@ def _team() -> Team:
     return team
 
 
-@pytest.mark.parametrize("locale", ["en", "lv", "ru", "uz", "kk", "ro"])
-def test_the_fast_card_money_format_matches_babels_money_filter(app, locale):
-    from flask_babel import force_locale
-
-    from addons.pipeline.board import money_formatter
-    from core.formatting import format_money
-
-    amounts = [Decimal("0"), Decimal("5"), Decimal("999.99"), Decimal("1000"),
-               Decimal("1234567.89"), Decimal("0.5"), Decimal("2.5"), Decimal("-42.10")]
-    with app.test_request_context("/"), force_locale(locale):
-        fmt = money_formatter()
-        for currency in ("EUR", "USD", "RUB", "KZT", "UZS", "MDL", "JPY"):
-            for amount in amounts:
-                assert fmt(amount, currency) == format_money(amount, currency), (
-                    currency, amount)
-
-
 def test_the_board_works_without_javascript_through_its_one_form(app, client, login,
                                                                   make_user):
     user = make_user("mara")

@@ -1,27 +1,31 @@
-"""Fast formatting for the documents list pages (offers, products).
+"""Fast `money`, `date` and `number` for list pages: the filters' exact text, Babel read once.
 
-The `money`, `date` and `number` filters go through Flask-Babel and Babel on every call
-(locale lookup, pattern, symbols, rounding): 20-30 µs each, and a list page of 50 rows calls
-them 100-150 times, which was a third of the offer list's time. The formatters below give the
-same text: a date's text is memoised per locale and day, and an amount's *shape* (prefix,
-suffix, separators, decimals) is read off one Babel rendering per locale and currency, then
-replayed with string operations. A shape is used only after it reproduced Babel exactly on
-several samples (so a locale with another grouping, or a currency sign that Babel places
-differently, falls back to Babel), and negative amounts always go to Babel.
+Why: the filters (`core.formatting`) go through Flask-Babel and Babel on every call (locale
+lookup, pattern, symbols, rounding, time zone): 20-30 µs each, and a list page or a board
+calls them hundreds of times. `formatters()` gives the same text for the current request's
+locale and time zone. A day's text is memoised per locale and day (a datetime is first put in
+the user's zone, as the filter does). An amount's *shape* (prefix, suffix, separators,
+decimals) is read off Babel once per locale and currency, then replayed with string
+operations; a shape is used only after it reproduced Babel exactly on several samples, so a
+locale with another grouping (Hindi's lakhs) or a sign placed otherwise falls back to Babel,
+and so do negative amounts and -0.
 
-Formatters are made per request (`formatters()`), since they close over the request's locale.
+Made per request (`formatters()`): they close over the request's locale and time zone.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from flask_babel import get_locale
+from babel.numbers import get_currency_precision
+from flask_babel import get_locale, get_timezone
 
-from core.formatting import format_date, format_money, format_number
+from .formatting import format_date, format_money, format_number
+
+__all__ = ["Formatters", "formatters"]
 
 #: Samples a shape must reproduce: grouping of millions and of thousands, a fraction, zero.
 _SAMPLES = (Decimal("1234567.5"), Decimal("1234.5"), Decimal("12.25"), Decimal("0"))
@@ -60,11 +64,9 @@ def _read_shape(reference: Callable[[Decimal], str], digits: int) -> _Shape | No
     return shape
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=512)
 def _money_shape(locale: str, currency: str) -> _Shape | None:
     """Read under `locale` (the key: formatting follows the request's locale)."""
-    from babel.numbers import get_currency_precision
-
     return _read_shape(lambda value: format_money(value, currency),
                        get_currency_precision(currency))
 
@@ -90,15 +92,18 @@ def _plain(value: Decimal) -> bool:
 
 
 class Formatters(NamedTuple):
+    """`money(amount, currency)`, `date(value)`, `number(value)`; None gives ""."""
+
     money: Callable[[Any, str], str]
     date: Callable[[Any], str]
     number: Callable[[Any], str]
 
 
 def formatters() -> Formatters:
-    """`money(amount, currency)`, `date(value)` and `number(value)` giving what the filters
-    of the same names give for the current request's locale and zone."""
+    """The `money`, `date` and `number` filters' text for the current request's locale and
+    time zone (`format_money`, `format_date`, `format_number`), for pages that call them often."""
     locale = str(get_locale() or "en")
+    zone = get_timezone()
 
     def money(amount: Any, currency: str) -> str:
         if amount is None:
@@ -110,8 +115,11 @@ def formatters() -> Formatters:
     def day(value: Any) -> str:
         if value is None:
             return ""
-        if isinstance(value, datetime):  # a moment: the user's zone decides the day
-            return format_date(value)
+        if isinstance(value, datetime):  # a moment (naive = UTC): the user's zone has its day
+            if zone is None:
+                return format_date(value)
+            moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+            value = moment.astimezone(zone).date()
         return _day_text(locale, value)
 
     def number(value: Any) -> str:
