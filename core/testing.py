@@ -249,6 +249,21 @@ def make_user() -> Callable[..., Any]:
     return factory
 
 
+@contextmanager
+def acting_as(app: Flask, user: Any) -> Iterator[None]:
+    """A request context in which `user` is signed in, as a view would see it: for testing
+    services that read `current_user` (audit, timeline, record rules) without a client."""
+    from flask import g
+    from flask_login import login_user
+
+    with app.test_request_context():
+        login_user(user)
+        try:
+            yield
+        finally:
+            g.pop("_login_user", None)
+
+
 def grant(user: Any, *permissions: str) -> None:
     """Give `user` (besides their roles) a role holding exactly `permissions`, and commit."""
     from sqlalchemy import select

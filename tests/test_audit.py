@@ -3,17 +3,13 @@ the changes in the same transaction, rows outlive the record, secrets are never 
 and exports are logged, and only admins can read the log (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
-from flask import g
-from flask_login import login_user
 from sqlalchemy import Integer, MetaData, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.api import AuditLog, audit, register_record_model
 from core.extensions import db
-from core.testing import TEST_PASSWORD, csrf_token
+from core.testing import TEST_PASSWORD, acting_as, csrf_token
 
 MODEL = "core.test_audit_card"
 
@@ -49,16 +45,6 @@ register_record_model(MODEL, Card)
 def tables(app):
     Card.__table__.create(db.engine)
     Scratch.__table__.create(db.engine)
-
-
-@contextmanager
-def acting_as(app, user):
-    with app.test_request_context():
-        login_user(user)
-        try:
-            yield
-        finally:
-            g.pop("_login_user", None)
 
 
 def log(**where):

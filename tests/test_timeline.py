@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import io
 import re
-from contextlib import contextmanager
 from decimal import Decimal
 from email.message import EmailMessage
 
 import pytest
-from flask import g
-from flask_login import login_user
 from sqlalchemy import Integer, MetaData, Numeric, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -19,7 +16,7 @@ from core.api import TimelineMixin, mail_sent
 from core.extensions import db
 from core.records import ANNOTATE, RecordModelError, can_read, record_model, record_ref
 from core.records import register_record_model as register
-from core.testing import TEST_PASSWORD, csrf_token, grant
+from core.testing import TEST_PASSWORD, acting_as, csrf_token, grant
 from core.timeline import Notification, TimelineEntry, add_note, render_timeline
 
 from .conftest import annotating
@@ -56,17 +53,6 @@ def deal(app):
     db.session.add(record)
     db.session.commit()
     return record
-
-
-@contextmanager
-def acting_as(app, user):
-    """A request in which `user` is signed in, as a view would see it."""
-    with app.test_request_context():
-        login_user(user)
-        try:
-            yield
-        finally:
-            g.pop("_login_user", None)
 
 
 def entries(record_id, kind=None):
