@@ -46,6 +46,7 @@ from .forms import ImportForm, LineForm, OfferForm, PriceForm, ProductForm, lang
 from .models import STATE_LABELS, Offer, OfferLine, Product, ProductPrice
 from .pricing import company_country
 from .products_import import import_products
+from .rows import product_rows
 
 bp = Blueprint("documents", __name__, static_folder="static")
 
@@ -89,6 +90,7 @@ def _commit_or_conflict() -> bool:
 # statement of this size each request cost more than running it). They select only the shown
 # columns, count the matching rows for the pager in the same query, and run on the session's
 # connection (`read`: for display, without the ORM's machinery).
+@cache
 @cache
 def _products_statement(search: bool) -> Select:
     like = bindparam("like")
@@ -151,9 +153,9 @@ def products():
         "currency": currency, "today": _today()}).all()
     total = _total(rows, page, lambda: select(func.count(Product.id)).where(
         *([or_(Product.sku.ilike(like), Product.name.ilike(like))] if query else [])))
-    return render_template("documents/products.html", products=rows, currency=currency,
-                           query=query, page=page, total=total, pages=_pages(total),
-                           fmt=formatters())
+    return render_template("documents/products.html",
+                           rows=product_rows(rows, currency, formatters()), currency=currency,
+                           query=query, page=page, total=total, pages=_pages(total))
 
 
 def _language_values(prefix: str) -> dict[str, str]:

@@ -210,3 +210,28 @@ def test_product_list_runs_the_same_few_queries_for_any_number_of_rows(app, clie
         client.get("/documents/products")
     assert many.count == few.count <= 4
 
+
+
+def test_product_rows_show_every_column_escaped_and_formatted(app, client, make_user, login):
+    typed = make_product("<i>X-1</i>", prices={date(2020, 1, 1): "1234.5"}, stock="12.5")
+    typed.name, typed.unit = "Bolt & <b>nut</b>", "<kg>"
+    priceless = make_product("Y-2", currency="USD")  # no price in the company currency
+    priceless.active = False
+    db.session.commit()
+    login(client, user_with(make_user, "mara", "sales_manager"))
+    html = client.get("/documents/products").get_data(as_text=True)
+    rows = {re.sub(r"\s+", " ", r).strip() for r in re.findall(r"<tr>(.*?)</tr>", html, re.S)}
+    assert (f'<td><a href="/documents/products/{typed.id}">&lt;i&gt;X-1&lt;/i&gt;</a></td> '
+            '<td>Bolt &amp; &lt;b&gt;nut&lt;/b&gt;</td><td>&lt;kg&gt;</td> '
+            '<td class="num">€1,234.50</td> <td class="num">12.5</td> <td>Yes</td>') in rows
+    assert (f'<td><a href="/documents/products/{priceless.id}">Y-2</a></td> '
+            '<td>Product Y-2</td><td>pcs</td> <td class="num"><span class="muted">No price'
+            '</span></td> <td class="num"><span class="muted">Not tracked</span></td> '
+            '<td>No</td>') in rows
+    assert "<i>X-1" not in html and "<b>nut" not in html
+
+
+def test_an_empty_product_list_says_so(app, client, make_user, login):
+    login(client, user_with(make_user, "mara", "sales_manager"))
+    html = client.get("/documents/products").get_data(as_text=True)
+    assert '<td colspan="6" class="muted">No products yet.</td>' in html
