@@ -116,3 +116,11 @@ def test_duplicates_page_is_for_managers(app, client, make_user, login):
     seller_client = app.test_client()
     login(seller_client, seller)
     assert seller_client.get("/contacts/duplicates").status_code == 404
+
+
+def test_reason_tabs_keep_abbreviations_in_upper_case(app, client, make_user, login):
+    manager = make_user("manager", locale="ru")
+    assign_roles(manager, "sales_manager")
+    login(client, manager)
+    html = client.get("/contacts/duplicates").get_data(as_text=True)
+    assert "Тот же ИНН" in html and "Тот же инн" not in html
