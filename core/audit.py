@@ -32,7 +32,13 @@ from sqlalchemy.orm.attributes import NO_VALUE
 
 from .extensions import db
 from .models import User, utcnow
-from .records import current_actor, record_name, record_ref, registered_models
+from .records import (
+    current_actor,
+    record_model,
+    record_name,
+    record_ref,
+    registered_models,
+)
 from .registry import Registry
 
 __all__ = ["ACTIONS", "AuditLog", "audit"]
@@ -204,9 +210,99 @@ def index():
     rows = db.session.scalars(query.order_by(AuditLog.at.desc(), AuditLog.id.desc())
                               .offset((page - 1) * per_page).limit(per_page + 1)).all()
     filters = {k: v for k, v in args.items() if k != "page" and v}
-    return render_template("core/timeline/audit_log.html", rows=rows[:per_page],
-                           more=len(rows) > per_page, page=page, filters=filters,
-                           actions=ACTIONS, models=sorted(registered_models()))
+    more, rows = len(rows) > per_page, rows[:per_page]
+    models = sorted(((name, model_label(name)) for name in registered_models()),
+                    key=lambda item: item[1].lower())
+    return render_template("core/timeline/audit_log.html", rows=rows, details=describe(rows),
+                           more=more, page=page, filters=filters,
+                           actions=ACTIONS, models=models, model_label=model_label)
+
+
+#: A record model may name itself for people (`__record_label__ = _l("Contact")`); the log
+#: shows that instead of its technical name (`contacts.partner`).
+LABEL_ATTR = "__record_label__"
+
+
+def model_label(name: str | None) -> str:
+    """The translated name a model publishes, else its technical name."""
+    model = record_model(name) if name else None
+    label = getattr(model, LABEL_ATTR, None) if model is not None else None
+    return str(label) if label else (name or "")
+
+
+def _referenced_names(rows: list[AuditLog]) -> dict[tuple[Any, Any], str]:
+    """(target id column, id) -> what people call that row, for every foreign-key value on
+    the page: one query per referenced table, never one per row."""
+    from .timeline import _LABEL_COLUMNS
+
+    wanted: dict[Any, set[int]] = {}
+    for row in rows:
+        model = record_model(row.model) if row.model else None
+        table = getattr(model, "__table__", None)
+        for key, value in (row.changes or {}).items():
+            column = table.c.get(key) if table is not None else None
+            if column is None or not column.foreign_keys:
+                continue
+            target = next(iter(column.foreign_keys)).column
+            values = value if row.action == "update" and isinstance(value, list) else [value]
+            wanted.setdefault(target, set()).update(v for v in values if isinstance(v, int))
+    names: dict[tuple[Any, Any], str] = {}
+    for target, ids in wanted.items():
+        labels = [target.table.c[c] for c in _LABEL_COLUMNS if c in target.table.c]
+        if not labels or not ids:
+            continue
+        for found in db.session.execute(select(target, *labels).where(target.in_(ids))):
+            shown = next((v for v in found[1:] if v), None)
+            if shown is not None:
+                names[(target, found[0])] = str(shown)
+    return names
+
+
+def describe(rows: list[AuditLog]) -> dict[int, list[dict[str, Any]]]:
+    """Per row id, its changes as people read them: the field's label where the model
+    declares one, references by name, dates and yes/no formatted (translated now)."""
+    from .timeline import _shown, field_label
+
+    names = _referenced_names(rows)
+    result: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        model = record_model(row.model) if row.model else None
+        table = getattr(model, "__table__", None)
+        lines = []
+        for key, value in (row.changes or {}).items():
+            column = table.c.get(key) if table is not None else None
+            target = (next(iter(column.foreign_keys)).column
+                      if column is not None and column.foreign_keys else None)
+
+            def show(raw: Any, column: Any = column, target: Any = target) -> str:
+                if target is not None and raw is not None:
+                    return names.get((target, raw), f"#{raw}")
+                return _shown(_formatted_value(column, raw))
+
+            pair = row.action == "update" and isinstance(value, list) and len(value) == 2
+            lines.append({"label": field_label(model, key) if model is not None else key,
+                          "old": show(value[0]) if pair else None,
+                          "value": show(value[1]) if pair else show(value), "pair": pair})
+        result[row.id] = lines
+    return result
+
+
+def _formatted_value(column: Any, value: Any) -> Any:
+    """An ISO date or time (as the log stores them) in the reader's format."""
+    from flask_babel import format_date, format_datetime
+    from sqlalchemy import Date
+    from sqlalchemy import DateTime as DateTimeType
+
+    if column is None or not isinstance(value, str):
+        return value
+    try:
+        if isinstance(column.type, DateTimeType):
+            return format_datetime(datetime.fromisoformat(value), "short")
+        if isinstance(column.type, Date):
+            return format_date(datetime.fromisoformat(value).date(), "medium")
+    except ValueError:
+        pass
+    return value
 
 
 def _utc(value: datetime) -> datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -29,6 +29,13 @@ def index():
 @bp.route("/healthz")
 def healthz():
     return {"status": "ok"}
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    """Browsers and tools ask for /favicon.ico whatever the page links: answer with the icon
+    `base.html` links rather than a 404 in every first page's console."""
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
 
 
 def hook(name: str, **ctx: Any) -> Markup:

@@ -139,3 +139,39 @@ def test_only_admins_see_the_log_and_filters_narrow_it(app, tables, client, make
     assert "Alpha Ltd" in by_anna and 'class="audit-export"' not in by_anna
     later = client.get("/admin/audit/?from=2999-01-01").get_data(as_text=True)
     assert "No entries match." in later
+
+
+def test_the_log_reads_in_labels_and_names_with_one_query_per_referenced_table(
+        make_app, make_user, login):
+    """Not "contacts.partner", "owner_id: 5" and "False": the model's and the fields' labels,
+    the user's name and a formatted date, in the reader's language."""
+    from sqlalchemy import event
+
+    from addons.contacts.models import Partner
+
+    app = make_app(["contacts"])
+    with app.app_context():
+        boss = make_user("boss", is_admin=True, locale="ru", name="Борис Босс")
+        sara = make_user("sara", name="Sara Seller")
+        with acting_as(app, boss):
+            firms = [Partner(kind="company", name=f"Firm {i}", owner_id=boss.id)
+                     for i in range(4)]
+            db.session.add_all(firms)
+            db.session.commit()
+            for firm in firms:
+                firm.owner_id = sara.id
+                firm.birthday = None
+            firms[0].active = False
+            db.session.commit()
+        client = app.test_client()
+        login(client, boss)
+        statements = []
+        event.listen(db.engine, "before_cursor_execute",
+                     lambda *args: statements.append(args[2]))
+        html = client.get("/admin/audit/?action=update").get_data(as_text=True)
+    assert ">contacts.partner<" not in html and "owner_id" not in html
+    assert "Контакт</span> #" in html and "Менеджер по продажам" in html
+    assert html.count("Борис Босс → Sara Seller") == 4
+    assert "False" not in html and "✗" in html
+    user_lookups = [s for s in statements if "FROM core_user" in s and " IN " in s]
+    assert len(user_lookups) == 1

@@ -34,7 +34,6 @@ from core.api import (
     RecordAttachment,
     TimelineEntry,
     _,
-    _l,
     audit,
     db,
     log_entry,
@@ -53,8 +52,6 @@ MERGE_FIELDS: tuple[str, ...] = (
     "email", "website", "street", "city", "postcode", "region", "country", "lang", "birthday",
     "vat", "registration_no", "status", "source", "owner_id", "external_id",
 )
-#: Labels for columns that declare none in `info`.
-EXTRA_LABELS = {"website": _l("Website"), "region": _l("Region")}
 #: Choosing these picks whose phones / e-mails come first (the primary); all are kept.
 LIST_FIELDS = ("phone", "email")
 #: Custom values are offered as `cf_<field id>`.

@@ -30,7 +30,6 @@ from core.api import (
 from .duplicates import REASONS, count_pairs, duplicate_pairs
 from .merge import (
     CUSTOM_PREFIX,
-    EXTRA_LABELS,
     MERGE_FIELDS,
     MergeError,
     _custom_values,
@@ -61,7 +60,7 @@ def card_url(partner_id: int) -> str | None:
 def _label(name: str) -> str:
     column = Partner.__table__.c.get(name)
     label = column.info.get("label") if column is not None else None
-    return str(label or EXTRA_LABELS.get(name) or name)
+    return str(label or name)
 
 
 def _shown(name: str, value: Any, partner: Partner, names: dict[int, str]) -> str:

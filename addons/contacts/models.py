@@ -44,6 +44,7 @@ class Partner(TimelineMixin, VersionedMixin, db.Model):
     """A person or a company (`kind`); a person may belong to a company."""
 
     __tablename__ = "contacts_partner"
+    __record_label__ = _l("Contact")  # the audit log's name for the model
     __tracked__ = ("name", "status", "owner_id", "company_id", "email", "phone", "segment")
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -65,12 +66,12 @@ class Partner(TimelineMixin, VersionedMixin, db.Model):
     #: Primary phone in E.164 and primary e-mail, copied from the child tables for lists.
     phone: Mapped[str | None] = mapped_column(String(20), info={"label": _l("Phone")})
     email: Mapped[str | None] = mapped_column(String(254), info={"label": _l("E-mail")})
-    website: Mapped[str | None] = mapped_column(String(300))
+    website: Mapped[str | None] = mapped_column(String(300), info={"label": _l("Website")})
 
     street: Mapped[str | None] = mapped_column(String(300), info={"label": _l("Street")})
     city: Mapped[str | None] = mapped_column(String(120), info={"label": _l("City")})
     postcode: Mapped[str | None] = mapped_column(String(20), info={"label": _l("Postcode")})
-    region: Mapped[str | None] = mapped_column(String(120))
+    region: Mapped[str | None] = mapped_column(String(120), info={"label": _l("Region")})
     country: Mapped[str | None] = mapped_column(String(2), info={"label": _l("Country")})
 
     lang: Mapped[str | None] = mapped_column(String(16),
@@ -91,8 +92,11 @@ class Partner(TimelineMixin, VersionedMixin, db.Model):
     #: ABC class by revenue, recomputed by a periodic job (None: no revenue in the period).
     segment: Mapped[str | None] = mapped_column(String(1), index=True,
                                                 info={"label": _l("Segment")})
-    external_id: Mapped[str | None] = mapped_column(String(100), index=True)
-    active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    #: The key of the record in the system it was imported from (demo data: "demo:...").
+    external_id: Mapped[str | None] = mapped_column(String(100), index=True,
+                                                    info={"label": _l("External ID")})
+    active: Mapped[bool] = mapped_column(Boolean, default=True, index=True,
+                                         info={"label": _l("Active")})
 
     #: Search and sort columns maintained by `services.refresh_search()`.
     search_text: Mapped[str] = mapped_column(Text, default="")

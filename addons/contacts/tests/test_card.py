@@ -67,8 +67,8 @@ def test_company_outside_the_rules_shows_as_plain_name(seller, client, make_user
 
 
 def _counter(html: str, label: str) -> str:
-    match = re.search(r'counter-value">([^<]*)</span> <span class="counter-label">'
-                      + re.escape(label), html)
+    match = re.search(r'counter-value">([^<]*)</span>(?: <span class="counter-label">| )'
+                      + re.escape(label) + "<", html)
     return match.group(1)
 
 
@@ -95,7 +95,7 @@ def test_counters_count_done_meetings_and_the_last_contact(seller, client):
     company_html = client.get(f"/contacts/{company.id}").get_data(as_text=True)
     person_html = client.get(f"/contacts/{person.id}").get_data(as_text=True)
     assert _counter(company_html, "meetings held") == "2"
-    assert _counter(person_html, "meetings held") == "1"
+    assert _counter(person_html, "meeting held") == "1"  # the singular, not "1 meetings"
     db.session.expire_all()
     assert db.session.get(Partner, company.id).last_contact_at is not None
     assert _counter(company_html, "last contact") != "—"
@@ -143,3 +143,14 @@ def test_card_renders_platform_and_addon_hooks(app, seller, client):
 
 def test_unknown_card_is_404(seller, client):
     assert client.get("/contacts/999999").status_code == 404
+
+
+def test_every_table_on_the_card_scrolls_inside_its_own_wrapper(seller, client):
+    """On a phone a bare table widened the whole page; in a .table-wrap only it scrolls."""
+    company = _partner("company", seller, name="Wide Co")
+    _partner("person", seller, last_name="Staff", company=company)
+    db.session.commit()
+    html = client.get(f"/contacts/{company.id}").get_data(as_text=True)
+    tables = html.count("<table")
+    assert tables >= 1
+    assert len(re.findall(r'<div class="table-wrap">\s*<table', html)) == tables

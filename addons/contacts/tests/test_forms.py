@@ -118,6 +118,9 @@ def test_duplicate_warning_then_create_anyway(env):
     html = warned.get_data(as_text=True)
     assert warned.status_code == 200 and _count() == 1
     assert f'href="/contacts/{existing.id}"' in html and "same phone" in html
+    # the checkbox must sit inside the form, or the browser never submits it
+    form = html[html.index('<form method="post" class="partner-form"'):]
+    assert 'name="create_anyway"' in form[:form.index("</form>")]
     created = _post(client, "/contacts/new/person", create_anyway="y", **data)
     assert created.status_code == 302 and _count() == 2
 

@@ -224,6 +224,20 @@ def test_merge_screen_offers_a_choice_per_differing_field_and_merges(app, client
     assert db.session.get(Partner, a_id).email == "m@p.md"
 
 
+def test_merge_screen_labels_every_field_in_the_users_language(app, client, make_user, login):
+    seller = make_user("seller")
+    assign_roles(seller, "salesperson")
+    a = partner("Maria", "Popescu", owner=seller, external_id="demo:person:0", region="Sud",
+                website="a.md")
+    b = partner("Maria", "Popescu", owner=seller, external_id="demo:person:1", region="Nord",
+                website="b.md")
+    login(client, seller)
+    text, _versions = _merge_form(client, [a.id, b.id])
+    labels = re.findall(r'<th scope="row">([^<]*)</th>', text)
+    assert {"External ID", "Region", "Website"} <= set(labels)
+    assert not [label for label in labels if "_" in label]  # no raw column names
+
+
 def test_merge_screen_refuses_without_csrf_a_stale_version_or_an_invisible_partner(
         app, client, make_user, login):
     seller, other = make_user("seller"), make_user("other")
