@@ -122,13 +122,22 @@ def current_translations() -> NullTranslations:
 
 
 def _render_translations(eval_ctx: EvalContext) -> NullTranslations:
-    """The catalogue for one template render, kept on its evaluation context: the locale
-    cannot change in the middle of a render, and each lookup through `g` costs a few
-    context-variable reads."""
+    """The catalogue for a render, kept on its evaluation context beside the request's
+    `Locale` object it was looked up for: each lookup through `current_translations()`
+    costs a few context-variable reads. The locale is checked on every call because a
+    template imported without context (`{% from "x.html" import m %}`) keeps one
+    evaluation context for the app's lifetime: caching blindly made the first visitor's
+    language stick in such macros for everyone."""
+    ctx = getattr(g, "_flask_babel", None) if g else None
+    locale = getattr(ctx, "babel_locale", None)
     found = eval_ctx.__dict__.get("birga_translations")
-    if found is None:
-        found = eval_ctx.__dict__["birga_translations"] = current_translations()
-    return found
+    if found is not None and locale is not None and found[0] is locale:
+        return found[1]
+    translations = current_translations()
+    ctx = getattr(g, "_flask_babel", None) if g else None
+    eval_ctx.__dict__["birga_translations"] = (getattr(ctx, "babel_locale", None),
+                                               translations)
+    return translations
 
 
 def _formatted(eval_ctx: EvalContext, message: str, variables: dict[str, Any]) -> str:

@@ -45,3 +45,20 @@ def test_access_tabs_follow_each_users_language(make_app, make_user, login) -> N
             pages.append(client.get(f"/admin/access/users/{user.id}").get_data(as_text=True))
     assert "Пользователи" in pages[0] and "Команды" in pages[0]
     assert "Пользователи" not in pages[1] and ">Teams<" in pages[1]
+
+
+def test_a_macro_imported_without_context_still_follows_each_requests_language(app) -> None:
+    """The kernel's safety net for partners' templates: the check above covers ours only."""
+    from flask import render_template_string
+    from flask_babel import force_locale
+    from jinja2 import ChoiceLoader, DictLoader
+
+    app.jinja_env.loader = ChoiceLoader([
+        DictLoader({"partner/_m.html": "{% macro out() %}{{ _('Sign out') }}{% endmacro %}"}),
+        app.jinja_env.loader])
+    page = '{% from "partner/_m.html" import out %}{{ out() }}'
+    seen = []
+    for locale in ("ru", "en", "lv", "ru"):
+        with app.test_request_context("/"), force_locale(locale):
+            seen.append(render_template_string(page))
+    assert seen == ["Выйти", "Sign out", "Atteikties", "Выйти"]
