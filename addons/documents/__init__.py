@@ -24,7 +24,7 @@ def init_app(app: Flask, addon: AddonContext) -> None:
     addon.menu("documents.offers", _l("Offers"), "documents.offers", parent="documents",
                sequence=10, permission="documents.read")
     addon.menu("documents.products", _l("Products"), "documents.products", parent="documents",
-               sequence=20, permission="documents.manage")
+               sequence=20, permission="documents.read")
     addon.hook("contacts.card.sidebar", views.render_partner_offers, sequence=30)
     if "pipeline" in app.extensions["birga"].addons_by_name:
         addon.hook("pipeline.deal.main", views.render_deal_offers, sequence=20)

@@ -30,6 +30,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core.api import (
@@ -37,6 +38,7 @@ from core.api import (
     company_currency,
     db,
     define_sequence,
+    format_date,
     log_entry,
     next_number,
     utcnow,
@@ -51,6 +53,9 @@ from .pricing import (
 )
 
 MODEL = "documents.offer"
+#: Unit codes Birga itself writes (a product's default unit), shown translated; any other unit
+#: is the firm's own word and is shown as typed.
+UNIT_LABELS = {"pcs": _l("pcs")}
 SEQUENCE = "documents.offer"
 SEQUENCE_PREFIX = "OFFER/%(year)s/"
 
@@ -105,6 +110,11 @@ def editable(offer: Offer) -> bool:
 def _require_editable(offer: Offer) -> None:
     if not editable(offer):
         raise OfferError(_("Only a draft can be changed; re-issue the offer as a new revision."))
+
+
+def unit_label(unit: str | None) -> str:
+    """A line's or product's unit as printed, in the current locale ("pcs" is "gab." in lv)."""
+    return str(UNIT_LABELS.get(unit or "", unit or ""))
 
 
 def pipeline_enabled() -> bool:
@@ -177,9 +187,10 @@ def add_line(offer: Offer, *, product: Product | None = None, description: str |
         if price is None:
             row = price_on(product, offer.currency, offer.offer_date)
             if row is None:
-                raise OfferError(_("%(product)s has no price in %(currency)s on %(date)s.",
+                # The date is not last: "2 мар. 2026 г." before a full stop reads "г..".
+                raise OfferError(_("On %(date)s, %(product)s has no price in %(currency)s.",
                                    product=product.name, currency=offer.currency,
-                                   date=offer.offer_date.isoformat()))
+                                   date=format_date(offer.offer_date)))
             price, price_date = Decimal(row.price), row.valid_from
         if rate is None:
             rate = product_vat_rate(product, offer.seller_country, offer.offer_date)
@@ -200,8 +211,8 @@ def add_line(offer: Offer, *, product: Product | None = None, description: str |
         raise OfferError(_("A VAT rate is a percentage between 0 and 100."))
     sequence = max((line.sequence for line in offer.lines), default=0) + 10
     line = OfferLine(product_id=product.id if product else None, description=description,
-                     quantity=qty, unit=unit or "pcs", unit_price=price, price_date=price_date,
-                     discount=disc, vat_rate=rate, sequence=sequence)
+                     quantity=qty, unit=(unit or "").strip(), unit_price=price,
+                     price_date=price_date, discount=disc, vat_rate=rate, sequence=sequence)
     offer.lines.append(line)
     recompute(offer)
     return line

@@ -192,7 +192,8 @@ def public_offer(token: str):
                                number=service.display_number(offer),
                                has_pdf=offer.sent_attachment_id is not None,
                                answerable=offer.state == "sent" and offer.is_current,
-                               state_label=service.state_label(offer.state))
+                               state_label=service.state_label(offer.state),
+                               unit_label=service.unit_label)
 
 
 @bp.route("/p/<token>/pdf")

@@ -211,13 +211,15 @@ def offer_context(offer: Any) -> dict[str, Any]:
     from core.api import db
 
     from .models import Product
-    from .offers import display_number, product_description, totals_of
+    from .offers import UNIT_LABELS, display_number, product_description, totals_of
 
     lang = base_lang(offer.lang)
     totals = totals_of(offer)
     product_ids = {line.product_id for line in offer.lines if line.product_id}
     products = ({p.id: p for p in db.session.scalars(
         db.select(Product).where(Product.id.in_(product_ids)))} if product_ids else {})
+    with force_locale(lang):  # "pcs" in the document's language
+        units = {code: str(label) for code, label in UNIT_LABELS.items()}
     lines = []
     for pos, (line, net) in enumerate(zip(offer.lines, totals.line_nets, strict=True), 1):
         product = products.get(line.product_id)
@@ -225,7 +227,8 @@ def offer_context(offer: Any) -> dict[str, Any]:
             "pos": pos, "sku": product.sku if product else "",
             "description": line.description,
             "details": product_description(product, lang) if product else "",
-            "quantity": line.quantity, "unit": line.unit, "unit_price": line.unit_price,
+            "quantity": line.quantity, "unit": units.get(line.unit, line.unit),
+            "unit_price": line.unit_price,
             "discount": line.discount, "vat_rate": line.vat_rate, "amount": net,
         })
     with force_locale(lang):

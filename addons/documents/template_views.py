@@ -16,9 +16,19 @@
 """
 from __future__ import annotations
 
+import io
 from typing import Any
 
-from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -278,11 +288,10 @@ def _pdf_response(final_html: str, filename: str, *, inline: bool) -> Any:
         result = html_to_pdf(final_html)
     except PdfError as exc:
         return _preview_error(str(exc))
-    response = make_response(result.pdf)
-    response.headers["Content-Type"] = "application/pdf"
-    disposition = "inline" if inline else "attachment"
-    response.headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
-    return response
+    # Werkzeug writes the header: an ASCII `filename` and an RFC 5987 `filename*` for
+    # "Черновик-№-8.pdf" (a raw non-Latin-1 header makes the server drop the response).
+    return send_file(io.BytesIO(result.pdf), mimetype="application/pdf",
+                     as_attachment=not inline, download_name=filename, max_age=0)
 
 
 @bp.route("/templates/<int:template_id>/revert/<int:number>", methods=["POST"],

@@ -21,8 +21,8 @@ from functools import cache
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import Select, bindparam, func, or_, select
@@ -42,7 +42,16 @@ from core.api import (
 )
 
 from . import offers as svc
-from .forms import ImportForm, LineForm, OfferForm, PriceForm, ProductForm, language_rows
+from .forms import (
+    LANGUAGES,
+    VAT_CATEGORY_LABELS,
+    ImportForm,
+    LineForm,
+    OfferForm,
+    PriceForm,
+    ProductForm,
+    language_rows,
+)
 from .models import STATE_LABELS, Offer, OfferLine, Product, ProductPrice
 from .pricing import company_country
 from .products_import import import_products
@@ -142,8 +151,10 @@ def _pages(total: int) -> int:
 
 # -- products ----------------------------------------------------------------------------------
 @bp.route("/products")
-@permission_required("documents.manage")
+@permission_required("documents.read")
 def products():
+    """The catalogue with today's prices and stock: every reader (salespeople quote from it);
+    creating and importing stay with `documents.manage`."""
     query = (request.args.get("q") or "").strip()
     page = max(request.args.get("page", 1, type=int), 1)
     currency = company_currency()
@@ -155,7 +166,8 @@ def products():
         *([or_(Product.sku.ilike(like), Product.name.ilike(like))] if query else [])))
     return render_template("documents/products.html",
                            rows=product_rows(rows, currency, formatters()), currency=currency,
-                           query=query, page=page, total=total, pages=_pages(total))
+                           query=query, page=page, total=total, pages=_pages(total),
+                           can_manage=current_user.has_permission("documents.manage"))
 
 
 def _language_values(prefix: str) -> dict[str, str]:
@@ -168,8 +180,17 @@ def _language_values(prefix: str) -> dict[str, str]:
 
 @bp.route("/products/new", methods=["GET", "POST"])
 @bp.route("/products/<int:product_id>", methods=["GET", "POST"])
-@permission_required("documents.manage")
+@permission_required("documents.read")
 def product_form(product_id: int | None = None):
+    """The product's form for managers; a read-only card (names, prices) for other readers."""
+    if not current_user.has_permission("documents.manage"):
+        if product_id is None or request.method != "GET":
+            abort(404)
+        return render_template("documents/product_view.html",
+                               product=db.get_or_404(Product, product_id),
+                               languages=dict(LANGUAGES),
+                               vat_labels=VAT_CATEGORY_LABELS, country=company_country(),
+                               unit_label=svc.unit_label)
     product = db.get_or_404(Product, product_id) if product_id else None
     form = ProductForm(obj=product)
     if request.method == "GET" and product is not None:
@@ -300,9 +321,8 @@ def offer_new():
         form.deal_id.data = request.args.get("deal_id", type=int)
         form.currency.data = company_currency()
         form.offer_date.data = _today()
-        if partner_id:
-            partner = get_or_404(Partner, partner_id)
-            form.lang.data = partner.lang if partner.lang in dict(form.lang.choices) else "en"
+        partner = get_or_404(Partner, partner_id) if partner_id else None
+        form.lang.data = _document_lang(partner, dict(form.lang.choices))
     if form.validate_on_submit():
         partner = get_or_404(Partner, form.partner_id.data)
         try:
@@ -320,6 +340,16 @@ def offer_new():
     partners = _partner_choices()
     return render_template("documents/offer_form.html", form=form, offer=None,
                            partners=partners)
+
+
+def _document_lang(partner: Partner | None, choices: dict[str, Any]) -> str:
+    """A new offer's language: the client's preferred one, else the user's interface language
+    (a Latvian salesperson writes to a client without a preference in Latvian)."""
+    for wanted in (partner.lang if partner else None, str(get_locale() or "")):
+        code = (wanted or "").replace("-", "_").split("_")[0].lower()
+        if code in choices:
+            return code
+    return "en"
 
 
 def _partner_choices() -> list[Partner]:
@@ -385,7 +415,7 @@ def offer(offer_id: int):
         else None, revisions=history, number=svc.display_number,
         can_write=current_user.has_permission("documents.write"),
         can_revise=offer.is_current and offer.state in ("sent", "declined"),
-        model=svc.MODEL)
+        model=svc.MODEL, languages=dict(LANGUAGES), unit_label=svc.unit_label)
 
 
 def _to_offer(offer_id: int) -> Any:

@@ -225,3 +225,84 @@ def test_menu_shows_documents_offers_and_products(app, client, make_user, login)
     for label in ("Documents", "Offers", "Products"):
         assert label in html
     assert 'href="/documents/products"' in html
+
+
+# -- review fixes: units, dates, document language, page layout ---------------------------
+def test_free_text_line_has_no_unit_and_known_units_print_translated(app, monkeypatch):
+    """A service line is not "pcs"; the "pcs" Birga gives products prints in the document's
+    language, resolved when shown (the line keeps the code)."""
+    from flask_babel import lazy_gettext
+
+    from addons.documents.sandbox import offer_context
+
+    anna_offer = own_offer(make_partner_owner(), lines=1, lang="ru")
+    line = anna_offer.lines[0]
+    assert line.unit == ""
+    product_line = svc.add_line(anna_offer, product=make_product("BOX", prices={
+        date(2020, 1, 1): "5.00"}))
+    db.session.commit()
+    assert product_line.unit == "pcs"
+    monkeypatch.setitem(svc.UNIT_LABELS, "pcs", lazy_gettext("Unit"))  # a word ru translates
+    units = [row["unit"] for row in offer_context(anna_offer)["lines"]]
+    assert units == ["", "Ед. изм."]
+
+
+def make_partner_owner():
+    from core.models import User
+
+    user = User(login="owner", name="Owner")
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def test_missing_price_message_shows_a_localised_date(app):
+    from flask_babel import force_locale
+
+    offer = own_offer(make_partner_owner(), lines=0)
+    product = make_product("NOPRICE", prices={date(2020, 1, 1): "5.00"}, currency="USD")
+    with app.test_request_context(), force_locale("ru"):
+        with pytest.raises(svc.OfferError) as caught:
+            svc.add_line(offer, product=product)
+    message = str(caught.value)
+    assert "2026-03-02" not in message
+    assert "мар. 2026" in message and ".." not in message
+
+
+def selected_lang(html: str) -> str:
+    select = html.split('name="lang"', 1)[1].split("</select>", 1)[0]
+    return re.search(r'<option[^>]*selected[^>]*value="(\w+)"|<option[^>]*value="(\w+)"'
+                     r'[^>]*selected', select).group(0).split('value="')[1].split('"')[0]
+
+
+def test_new_offer_language_follows_the_client_else_the_user(app, client, make_user, login):
+    anna = make_user("anna", locale="lv")
+    assign_roles(anna, "salesperson")
+    russian = make_partner("ООО Берёза", lang="ru", owner_id=anna.id)
+    silent = make_partner("SIA Klusā", lang=None, owner_id=anna.id)
+    db.session.commit()
+    login(client, anna)
+    assert selected_lang(client.get(
+        f"/documents/offers/new?partner_id={russian.id}").get_data(as_text=True)) == "ru"
+    assert selected_lang(client.get(
+        f"/documents/offers/new?partner_id={silent.id}").get_data(as_text=True)) == "lv"
+    assert selected_lang(client.get("/documents/offers/new").get_data(as_text=True)) == "lv"
+
+
+def test_offer_page_names_the_language_and_puts_actions_first(app, client, make_user, login):
+    anna = salesperson(make_user)
+    offer = own_offer(anna, lines=2, lang="lv")
+    login(client, anna)
+    html = client.get(f"/documents/offers/{offer.id}").get_data(as_text=True)
+    facts = html.split('<dl class="facts">', 1)[1].split("</dl>", 1)[0]
+    assert "<dd>Latviešu</dd>" in facts and "<dd>lv</dd>" not in facts
+    assert "documents/static/documents.css" in html
+    # Preview, PDF and the state buttons come before the facts, the lines and the history.
+    toolbar = html.index('class="offer-toolbar"')
+    assert toolbar < html.index("Download PDF") < html.index('data-state="sent"') \
+        < html.index('<dl class="facts">') < html.index('class="list offer-lines"')
+    # Totals are rows of the lines table, their amounts in the Amount column.
+    foot = html.split('<tfoot class="totals">', 1)[1].split("</tfoot>", 1)[0]
+    assert foot.count('<th colspan="6">') == 5 and "€24.20" in foot
+    css = client.get("/documents/static/documents.css")
+    assert css.status_code == 200 and b".facts" in css.data

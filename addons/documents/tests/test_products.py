@@ -1,4 +1,5 @@
-"""Products: pages for managers only, names per language, dated prices, CSV import."""
+"""Products: read by every documents reader, changed by managers; names per language, dated
+prices, CSV import."""
 from __future__ import annotations
 
 import csv
@@ -30,12 +31,57 @@ def manager(make_user):
     return user
 
 
-def test_product_pages_need_the_manage_permission(app, client, make_user, login):
+def test_salesperson_sees_the_catalogue_read_only(app, client, make_user, login):
+    """Salespeople quote from the catalogue (prices, stock) but only managers change it."""
+    product = make_product("DESK-1", prices={date(2020, 1, 1): "249.00"}, stock="7",
+                           names={"lv": "Galds"})
+    db.session.commit()
     seller = make_user("anna")
     assign_roles(seller, "salesperson")
     login(client, seller)
-    assert client.get("/documents/products").status_code == 404
+    listing = client.get("/documents/products")
+    assert listing.status_code == 200
+    page = listing.get_data(as_text=True)
+    assert "DESK-1" in page and "€249.00" in page
+    assert "/documents/products/new" not in page and "/documents/products/import" not in page
+    assert 'href="/documents/products"' in page  # the menu entry
+    card = client.get(f"/documents/products/{product.id}")
+    assert card.status_code == 200
+    html = card.get_data(as_text=True)
+    content = html.split('<main', 1)[1]
+    assert "€249.00" in content and "Galds" in content and "<form" not in content
     assert client.get("/documents/products/new").status_code == 404
+    assert client.get("/documents/products/import").status_code == 404
+    csrf = csrf_token(client, "/documents/offers")
+    refused = [client.post(f"/documents/products/{product.id}", data={
+                   "csrf_token": csrf, "sku": "HACK", "name": "Hacked", "unit": "pcs",
+                   "vat_category": "standard"}),
+               client.post(f"/documents/products/{product.id}/prices", data={
+                   "csrf_token": csrf, "currency": "EUR", "price": "1",
+                   "valid_from": "2026-01-01"})]
+    assert [r.status_code for r in refused] == [404, 404]
+    db.session.expire_all()
+    assert db.session.get(Product, product.id).sku == "DESK-1"
+    assert db.session.scalar(select(func.count(ProductPrice.id))
+                             .where(ProductPrice.product_id == product.id)) == 1
+
+
+def test_pager_follows_each_users_language(app, make_user, login):
+    """The pager macro translates: imported without context it kept the first page's
+    language for everyone after (Jinja caches an imported template's module)."""
+    for i in range(51):
+        make_product(f"P-{i:03d}")
+    db.session.commit()
+    pages = []
+    for name, locale in (("ivan", "ru"), ("anna", "en"), ("ilze", "lv")):
+        user = make_user(name, locale=locale)
+        assign_roles(user, "salesperson")
+        client = app.test_client()
+        login(client, user)
+        pages.append(client.get("/documents/products").get_data(as_text=True))
+    assert "Страница 1 из 2" in pages[0] and "Далее" in pages[0]
+    assert "Page 1 of 2" in pages[1] and ">Next<" in pages[1]
+    assert "Страница" not in pages[1] and "Страница" not in pages[2]
 
 
 def test_manager_creates_a_product_with_names_per_language(app, client, make_user, login):

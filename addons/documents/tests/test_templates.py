@@ -244,3 +244,28 @@ def test_deal_subject_is_unavailable_without_pipeline(client, login, setup):
     db.session.commit()
     login(client, editor)
     assert client.get(f"/documents/templates/{letter.id}/print?record=1").status_code == 404
+
+
+@pytest.mark.parametrize(("lang", "number", "name"), [
+    ("ru", None, "Черновик-№-{id}.pdf"),
+    ("uz", "Taklifnoma/2026/Oʻ-1", "Taklifnoma-2026-Oʻ-1.pdf"),
+])
+def test_offer_pdf_filename_outside_latin_1_is_encoded(client, login, setup, lang, number,
+                                                        name):
+    """A draft's name in ru ("Черновик № 8") or a number with the Uzbek ʻ: the header must be
+    Latin-1 (else the server drops the response) and still carry the name (RFC 5987)."""
+    from urllib.parse import unquote
+
+    _e, seller, _p, _o, offer, *_rest = setup
+    offer.lang, offer.number = lang, number
+    db.session.commit()
+    login(client, seller)
+    response = client.get(f"/documents/offers/{offer.id}/offer.pdf")
+    assert response.status_code == 200
+    header = response.headers["Content-Disposition"]
+    header.encode("latin-1")
+    assert header.startswith("attachment;")
+    assert "filename*=UTF-8''" in header
+    assert unquote(header.split("filename*=UTF-8''")[1]) == name.format(id=offer.id)
+    inline = client.get(f"/documents/offers/{offer.id}/offer.pdf?inline=1")
+    assert inline.headers["Content-Disposition"].startswith("inline;")
