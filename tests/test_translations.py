@@ -484,3 +484,27 @@ def test_the_page_check_spots_english_text(make_app) -> None:
     page_lang, leaked, _text = _leaks(html, patterns, set())
     assert page_lang == "en"
     assert {"Sign in", "Password", "Keep me signed in", "Language"} <= set(leaked)
+
+
+def _python_sources() -> Iterator[Path]:
+    for root in (PROJECT_ROOT / "core", PROJECT_ROOT / "addons"):
+        for path in root.rglob("*.py"):
+            if not SKIP_DIRS.intersection(path.parts):
+                yield path
+
+
+def test_no_gettext_call_hides_inside_an_f_string() -> None:
+    """Babel's extractor does not read into f-strings (Python 3.11 gives them as one
+    string token), so `f"{_('x')}"` shows English in every language, silently."""
+    import io
+    import tokenize
+
+    call = re.compile(r"\{[^{}]*\b(?:_|_l|gettext|ngettext|pgettext|lazy_gettext)\(")
+    hidden = []
+    for path in _python_sources():
+        tokens = tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline)
+        for token in tokens:
+            prefix = token.string[:2].lower()
+            if token.type == tokenize.STRING and "f" in prefix and call.search(token.string):
+                hidden.append(f"{path.relative_to(PROJECT_ROOT)}:{token.start[0]}")
+    assert hidden == []

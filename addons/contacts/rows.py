@@ -34,7 +34,9 @@ def list_rows(page: Page, list_fields: list[Any]) -> Markup:
             9 + len(list_fields), _("No contacts match."))
     card: Callable[[Any], str] = url_pattern("contacts.card", "partner_id")
     select = _("Select %(name)s")
-    company_word = f' <span class="muted kind">{escape(_("company"))}</span>'
+    # Words are looked up outside the f-strings: Babel's extractor does not read into them.
+    word = escape(_("company"))
+    company_word = f' <span class="muted kind">{word}</span>'
     badges = {s: f'<span class="badge status-{s}">{escape(STATUS_LABELS[s])}</span>'
               for s in STATUSES}
     phone, owners, tags, custom = (services.display_phone, page.owners, page.tags,

@@ -24,8 +24,9 @@ def product_rows(products: Sequence[Any], currency: str, fmt: Formatters) -> Mar
         return Markup('<tr><td colspan="6" class="muted">{}</td></tr>').format(
             _("No products yet."))
     link = url_pattern("documents.product_form", "product_id")
-    no_price = f'<span class="muted">{escape(_("No price"))}</span>'
-    not_tracked = f'<span class="muted">{escape(_("Not tracked"))}</span>'
+    # Words are looked up outside the f-strings: Babel's extractor does not read into them.
+    words = escape(_("No price")), escape(_("Not tracked"))
+    no_price, not_tracked = (f'<span class="muted">{word}</span>' for word in words)
     yes, no = escape(_("Yes")), escape(_("No"))
     money, number = fmt.money, fmt.number
     out = []
