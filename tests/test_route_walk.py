@@ -158,7 +158,8 @@ RECORD_ROUTES: dict[str, Route] = {
     "/documents/offers/<int:offer_id>/sent.pdf": r(OFFER, OWN_READ),
     "/documents/offers/<int:offer_id>/state/<state>": r({**OFFER, "state": "=accepted"},
                                                         post=OWN_WRITE),
-    "/documents/products/<int:product_id>": r({"product_id": "product"}, MANAGE, MANAGE),
+    # The catalogue is read by everyone with documents.read; only managers change it.
+    "/documents/products/<int:product_id>": r({"product_id": "product"}, EVERY_READER, MANAGE),
     "/documents/products/<int:product_id>/prices": r({"product_id": "product"}, post=MANAGE),
     "/documents/templates/<int:template_id>": r(TEMPLATE, ADMIN, ADMIN),
     "/documents/templates/<int:template_id>/preview": r(TEMPLATE, ADMIN, ADMIN,
@@ -216,13 +217,15 @@ OTHER_ROUTES: dict[str, dict[str, str]] = {
     "/documents/products/new": {}, "/documents/templates": {}, "/documents/templates/new": {},
     "/locale": {}, "/logout": {}, "/pipeline/": {}, "/pipeline/calls/import": {},
     "/pipeline/calls/report": {}, "/pipeline/deals": {}, "/pipeline/deals.csv": {},
-    "/pipeline/deals/new": {}, "/pipeline/leads": {}, "/pipeline/leads/new": {},
+    "/pipeline/deals/new": {},
+    "/pipeline/contacts.json": {}, "/pipeline/leads": {}, "/pipeline/leads/new": {},
     "/pipeline/reports/": {}, "/pipeline/reports/<name>": {"name": "=funnel"},
     "/pipeline/settings/lost-reasons": {}, "/pipeline/settings/pipelines": {},
     "/pipeline/settings/pipelines/new": {}, "/pipeline/workload": {},
     "/pipeline/workload/rotate": {},
     # public (see PUBLIC)
-    "/healthz": {}, "/login": {}, "/account/password/<token>": {"token": "=not-a-token"},
+    "/healthz": {}, "/favicon.ico": {}, "/login": {},
+    "/account/password/<token>": {"token": "=not-a-token"},
     "/activities/ical/<token>.ics": {"token": "=not-a-token"},
     "/documents/p/<token>": {"token": "public_token"},
     "/documents/p/<token>/answer": {"token": "public_token"},
@@ -239,6 +242,7 @@ OTHER_ROUTES: dict[str, dict[str, str]] = {
 #: answer the walk's anonymous requests.
 PUBLIC: dict[str, dict[str, int]] = {
     "/healthz": {"GET": 200},
+    "/favicon.ico": {"GET": 301},  # to the static icon
     "/login": {"GET": 200, "POST": 200},  # the walk's login is wrong: the form again
     "/locale": {"POST": 302},
     "/account/password/<token>": {"GET": 404, "POST": 404},  # a token that does not verify

@@ -60,8 +60,11 @@ class DealForm(FlaskForm):
     lost_reason_id = SelectField(_l("Lost reason"), coerce=_coerce_int, validators=[Optional()])
     lost_note = TextAreaField(_l("Comment on the loss"),
                               validators=[Optional(), Length(max=2000)])
-    partner_id = IntegerField(_l("Contact (number)"), validators=[Optional()])
-    company_id = IntegerField(_l("Company (number)"), validators=[Optional()])
+    #: The client: a name typed or picked from suggestions (see `picker`), and its id.
+    partner_name = StringField(_l("Contact person"), validators=[Optional(), Length(max=200)])
+    partner_id = HiddenField()
+    company_name = StringField(_l("Company"), validators=[Optional(), Length(max=200)])
+    company_id = HiddenField()
     amount = StringField(_l("Amount"), validators=[Optional(), Length(max=30)])
     currency = StringField(_l("Currency"), validators=[
         DataRequired(), Regexp(r"^[A-Za-z]{3}$", message=_l("Three letters, e.g. EUR."))])

@@ -103,9 +103,11 @@ def _days(value: Decimal | None) -> Cell:
 
 
 def _month(key: str) -> str:
+    """A month as a heading: CLDR's stand-alone month ("LLLL"), so Russian reads "ноябрь 2026"
+    (nominative), not the genitive "ноября" that "MMMM" gives for use inside a date."""
     if not key:
         return _("No expected date")
-    return format_date(date.fromisoformat(key + "-01"), "MMMM y")
+    return format_date(date.fromisoformat(key + "-01"), "LLLL y")
 
 
 def _name(name: str, user_id: int | None) -> str:

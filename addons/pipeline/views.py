@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from flask import (
@@ -35,7 +35,6 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import func, literal, null, select, union_all
 
-from addons.contacts.models import Partner
 from core.api import (
     User,
     audit,
@@ -44,13 +43,13 @@ from core.api import (
     get_or_404,
     permission_required,
     read,
-    scoped,
 )
 from core.formatting import format_money
 from core.locking import save_or_conflict
 from core.security import Team
 
 from . import board as boardq
+from . import picker
 from .cards import CardHtml, RowHtml, stage_options
 from .forms import DealForm, MoveForm, QuickCreateForm, fill_deal_form, fill_move_form
 from .models import Deal, LostReason, Pipeline, Stage, Tag
@@ -91,6 +90,14 @@ def _helpers() -> dict[str, Any]:
 def _pipelines() -> list[Pipeline]:
     return list(db.session.scalars(select(Pipeline).where(Pipeline.active.is_(True))
                                    .order_by(Pipeline.sequence, Pipeline.id)))
+
+
+def deal_money(money: Callable[[Any, str], str]) -> Callable[[Any, str], str]:
+    """`money` for a deal's own amount: a deal saved without one (stored as 0, e.g. a lead
+    converted before anyone knew the budget) shows "—", not "0,00 €" as if it were free."""
+    def formatted(amount: Any, currency: str) -> str:
+        return money(amount, currency) if amount else "—"
+    return formatted
 
 
 def _default_pipeline() -> Pipeline:
@@ -143,7 +150,7 @@ def board(pipeline_id: int):
     can_write = current_user.has_permission("pipeline.write")
     card_html = CardHtml(
         deal_url=url_for(".deals") + "/", can_write=can_write,
-        fmt_money=formatters().money, stage_text=_("Stage"), move_text=_("Move"),
+        fmt_money=deal_money(formatters().money), stage_text=_("Stage"), move_text=_("Move"),
         no_next_flag=Markup('<div class="flag-no-next" title="{}">⚠ {}</div>\n').format(
             _("Plan the next step so the deal is not forgotten."), _("No next activity")),
         # Every card's move form offers the same stages: the options are built per column.
@@ -151,7 +158,7 @@ def board(pipeline_id: int):
     return render_template(
         "pipeline/board.html", pipeline=pipeline, pipelines=pipelines, columns=columns,
         stages=stages, reasons=reasons, filters=filters, company_currency=_company_currency(),
-        labels=labels, card_html=card_html, fmt_money=card_html.fmt_money,
+        labels=labels, card_html=card_html, fmt_money=formatters().money,
         can_write=can_write, back=request.full_path.rstrip("?"), **_filter_options(),
         **_helpers())
 
@@ -314,7 +321,7 @@ def deals():
     stages = {c.deal.stage_id: c.deal.stage for c in cards}
     fmt = formatters()
     rows = RowHtml(
-        deal_url=url_for(".deals") + "/", fmt_money=fmt.money, fmt_date=fmt.date,
+        deal_url=url_for(".deals") + "/", fmt_money=deal_money(fmt.money), fmt_date=fmt.date,
         stage_names={sid: stage_label(stage) for sid, stage in stages.items()},
         none_planned=Markup('<span class="flag-no-next">⚠ {}</span>').format(
             _("None planned")))
@@ -370,10 +377,7 @@ def export():
 
 
 # -- the deal page ---------------------------------------------------------------------------
-def _visible_partner(partner_id: int | None) -> Partner | None:
-    if not partner_id:
-        return None
-    return db.session.scalar(scoped(select(Partner).where(Partner.id == partner_id)))
+_visible_partner = picker.visible_partner
 
 
 def _key_facts(deal: Deal) -> dict[str, Any]:
@@ -387,34 +391,72 @@ def _key_facts(deal: Deal) -> dict[str, Any]:
 def _deal_form(deal: Deal | None, pipeline: Pipeline) -> DealForm:
     form = DealForm(obj=deal) if deal is not None else DealForm()
     fill_deal_form(form, pipeline.id)
+    form.client_choices = {}
     if request.method == "GET":
         if deal is not None:
             form.tags.data = [t.id for t in deal.tags]
             form.version.data = str(deal.version)
             form.amount.data = str(deal.amount) if deal.amount else ""
             form.source.data = deal.source or ""
+            partner_id, company_id = deal.partner_id, deal.company_id
         else:
             form.pipeline_id.data = pipeline.id
             form.currency.data = pipeline.currency or _company_currency()
             form.owner_id.data = current_user.id
-            form.partner_id.data = request.args.get("partner_id", type=int)
-            form.company_id.data = request.args.get("company_id", type=int)
             form.stage_id.data = request.args.get("stage_id", type=int)
+            partner_id = request.args.get("partner_id", type=int)
+            company_id = request.args.get("company_id", type=int)
+            # A link from a card names only contacts the user may see.
+            partner_id = partner_id if picker.visible_partner(partner_id) else None
+            company_id = company_id if picker.visible_partner(company_id) else None
+        # A linked contact the user may not see keeps its id but shows no name.
+        for id_field, name_field, value in ((form.partner_id, form.partner_name, partner_id),
+                                            (form.company_id, form.company_name, company_id)):
+            id_field.data = str(value) if value else ""
+            shown = picker.visible_partner(value)
+            name_field.data = shown.name if shown is not None else ""
     return form
 
 
-def _check_partners(form: DealForm) -> bool:
+def _lost_stage_ids(pipeline: Pipeline) -> list[int]:
+    """The stages whose choice asks for a lost reason (the form shows those fields then)."""
+    return [s.id for s in pipeline.stages if s.kind == "lost"]
+
+
+@bp.route("/contacts.json")
+@permission_required("pipeline.write")
+def contact_lookup():
+    """Suggestions for the deal form's client fields: visible people or companies like `q`."""
+    kind = request.args.get("kind", "person")
+    rows = picker.suggest((request.args.get("q") or "")[:100], kind)
+    return jsonify([{"id": p.id, "name": p.name, "city": p.city or ""} for p in rows])
+
+
+def _check_partners(form: DealForm, deal: Deal | None = None) -> bool:
+    """Resolve the client fields to contacts the user may see (see `picker.resolve`)."""
     ok = True
-    for field in (form.partner_id, form.company_id):
-        if field.data and _visible_partner(field.data) is None:
-            field.errors = [*field.errors, _("No such contact.")]
+    form.resolved_ids = {}
+    for key, kind in (("partner", "person"), ("company", "company")):
+        id_field, name_field = form[f"{key}_id"], form[f"{key}_name"]
+        typed = request.form.get(name_field.name) if name_field.name in request.form else None
+        result = picker.resolve(typed, request.form.get(id_field.name), kind,
+                                current_id=getattr(deal, f"{key}_id", None))
+        if result.error:
+            name_field.errors = [*name_field.errors, result.error]
+            form.client_choices[key] = result.candidates
+            id_field.data = ""
             ok = False
+        else:
+            form.resolved_ids[f"{key}_id"] = result.partner.id if result.partner else None
+            id_field.data = str(result.partner.id) if result.partner else ""
     return ok
 
 
 def _field_values(form: DealForm) -> dict[str, Any]:
-    return {"title": " ".join(form.title.data.split()), "partner_id": form.partner_id.data,
-            "company_id": form.company_id.data, "amount": parse_amount(form.amount.data) or 0,
+    return {"title": " ".join(form.title.data.split()),
+            "partner_id": form.resolved_ids["partner_id"],
+            "company_id": form.resolved_ids["company_id"],
+            "amount": parse_amount(form.amount.data) or 0,
             "currency": form.currency.data.upper(), "probability": form.probability.data,
             "expected_close": form.expected_close.data, "owner_id": form.owner_id.data,
             "team_id": form.team_id.data, "source": form.source.data or None}
@@ -452,7 +494,7 @@ def new_deal():
             flash(_("Deal “%(title)s” created.", title=deal.title), "success")
             return redirect(url_for(".deal", deal_id=deal.id))
     return render_template("pipeline/deal_form.html", form=form, deal=None, pipeline=pipeline,
-                           **_helpers())
+                           lost_stage_ids=_lost_stage_ids(pipeline), **_helpers())
 
 
 @bp.route("/deals/<int:deal_id>", methods=["GET", "POST"])
@@ -465,7 +507,7 @@ def deal(deal_id: int):
     if request.method == "POST":
         if not current_user.has_permission("pipeline.write"):
             abort(404)
-        if form.validate() and _amount_ok(form) and _check_partners(form):
+        if form.validate() and _amount_ok(form) and _check_partners(form, deal):
             values = _field_values(form)
             submitted = form.version.data or 0
             conflict = None
@@ -503,6 +545,7 @@ def deal(deal_id: int):
     return render_template(
         "pipeline/deal.html", deal=deal, form=form, move_form=move_form, pipeline=pipeline,
         stages=list(pipeline.stages), model=MODEL, money=format_money,
+        lost_stage_ids=_lost_stage_ids(pipeline),
         can_write=current_user.has_permission("pipeline.write"),
         owner=db.session.get(User, deal.owner_id) if deal.owner_id else None,
         **_key_facts(deal), **_helpers()), status

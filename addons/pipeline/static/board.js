@@ -134,3 +134,20 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// When the columns do not fit, say so: a shadow on the side with more and a hint above.
+document.addEventListener("DOMContentLoaded", () => {
+  const board = document.getElementById("board");
+  const frame = document.getElementById("board-frame");
+  const hint = document.getElementById("board-scroll-hint");
+  if (!board || !frame) return;
+  const update = () => {
+    const more = board.scrollWidth - board.clientWidth;
+    frame.classList.toggle("more-right", more > 2 && board.scrollLeft < more - 2);
+    frame.classList.toggle("more-left", board.scrollLeft > 2);
+    if (hint) hint.hidden = more <= 2;
+  };
+  board.addEventListener("scroll", update, { passive: true });
+  window.addEventListener("resize", update);
+  update();
+});
