@@ -175,3 +175,18 @@ def test_the_log_reads_in_labels_and_names_with_one_query_per_referenced_table(
     assert "False" not in html and "✗" in html
     user_lookups = [s for s in statements if "FROM core_user" in s and " IN " in s]
     assert len(user_lookups) == 1
+
+
+def test_every_built_in_record_model_has_a_translated_name_in_the_log(make_app):
+    from flask_babel import force_locale
+
+    from core.audit import model_label
+    from core.records import registered_models
+
+    app = make_app(["contacts", "pipeline", "documents"])
+    names = [n for n, m in registered_models().items()
+             if m.__module__.startswith("addons.")]
+    assert {"contacts.partner", "pipeline.deal", "pipeline.lead", "documents.offer"} <= set(names)
+    with app.test_request_context("/"), force_locale("ru"):
+        labels = {name: model_label(name) for name in names}
+    assert all(label != name and label.isalpha() for name, label in labels.items()), labels

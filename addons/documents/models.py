@@ -83,6 +83,7 @@ class Offer(TimelineMixin, VersionedMixin, db.Model):
     """A commercial offer (and, once accepted, the order it becomes)."""
 
     __tablename__ = "documents_offer"
+    __record_label__ = _l("Offer")  # the audit log's name for the model
     # State changes are logged by `offers.py` with their meaning ("Sent to ..."), not here.
     __tracked__ = ("partner_id", "currency", "valid_until", "owner_id")
 

@@ -115,6 +115,7 @@ class DealTag(db.Model):
 
 class Deal(TimelineMixin, VersionedMixin, db.Model):
     __tablename__ = "pipeline_deal"
+    __record_label__ = _l("Deal")  # the audit log's name for the model
     # Stage moves (and their lost reason) are logged by the state machine in words.
     __tracked__ = ("title", "amount", "currency", "owner_id", "expected_close", "partner_id",
                    "company_id")
@@ -207,6 +208,7 @@ class Lead(TimelineMixin, db.Model):
     """An incoming request from any channel, before it becomes a deal."""
 
     __tablename__ = "pipeline_lead"
+    __record_label__ = _l("Lead")  # the audit log's name for the model
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(10), default="manual", index=True)
