@@ -184,8 +184,8 @@ def test_every_built_in_record_model_has_a_translated_name_in_the_log(make_app):
     from core.records import registered_models
 
     app = make_app(["contacts", "pipeline", "documents"])
-    names = [n for n, m in registered_models().items()
-             if m.__module__.startswith("addons.")]
+    built_in = ("contacts.", "pipeline.", "documents.")  # other tests register models too
+    names = [n for n in registered_models() if n.startswith(built_in)]
     assert {"contacts.partner", "pipeline.deal", "pipeline.lead", "documents.offer"} <= set(names)
     with app.test_request_context("/"), force_locale("ru"):
         labels = {name: model_label(name) for name in names}
