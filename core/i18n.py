@@ -121,25 +121,6 @@ def current_translations() -> NullTranslations:
     return translations
 
 
-def _render_translations(eval_ctx: EvalContext) -> NullTranslations:
-    """The catalogue for a render, kept on its evaluation context beside the request's
-    `Locale` object it was looked up for: each lookup through `current_translations()`
-    costs a few context-variable reads. The locale is checked on every call because a
-    template imported without context (`{% from "x.html" import m %}`) keeps one
-    evaluation context for the app's lifetime: caching blindly made the first visitor's
-    language stick in such macros for everyone."""
-    ctx = getattr(g, "_flask_babel", None) if g else None
-    locale = getattr(ctx, "babel_locale", None)
-    found = eval_ctx.__dict__.get("birga_translations")
-    if found is not None and locale is not None and found[0] is locale:
-        return found[1]
-    translations = current_translations()
-    ctx = getattr(g, "_flask_babel", None) if g else None
-    eval_ctx.__dict__["birga_translations"] = (getattr(ctx, "babel_locale", None),
-                                               translations)
-    return translations
-
-
 def _formatted(eval_ctx: EvalContext, message: str, variables: dict[str, Any]) -> str:
     """Always a format string; in HTML the message is markup (it is ours, from the catalogue)
     and `%` escapes the variables, exactly as `jinja2.ext.i18n`'s new style does."""
@@ -152,21 +133,21 @@ def _formatted(eval_ctx: EvalContext, message: str, variables: dict[str, Any]) -
 
 @pass_eval_context
 def _template_gettext(eval_ctx: EvalContext, string: str, **variables: Any) -> str:
-    return _formatted(eval_ctx, _render_translations(eval_ctx).ugettext(string), variables)
+    return _formatted(eval_ctx, current_translations().ugettext(string), variables)
 
 
 @pass_eval_context
 def _template_ngettext(eval_ctx: EvalContext, singular: str, plural: str, num: int,
                        **variables: Any) -> str:
     variables.setdefault("num", num)
-    return _formatted(eval_ctx, _render_translations(eval_ctx).ungettext(singular, plural, num),
+    return _formatted(eval_ctx, current_translations().ungettext(singular, plural, num),
                       variables)
 
 
 @pass_eval_context
 def _template_pgettext(eval_ctx: EvalContext, context: str, string: str,
                        **variables: Any) -> str:
-    return _formatted(eval_ctx, _render_translations(eval_ctx).upgettext(context, string),
+    return _formatted(eval_ctx, current_translations().upgettext(context, string),
                       variables)
 
 
@@ -174,7 +155,7 @@ def _template_pgettext(eval_ctx: EvalContext, context: str, string: str,
 def _template_npgettext(eval_ctx: EvalContext, context: str, singular: str, plural: str,
                         num: int, **variables: Any) -> str:
     variables.setdefault("num", num)
-    return _formatted(eval_ctx, _render_translations(eval_ctx).unpgettext(
+    return _formatted(eval_ctx, current_translations().unpgettext(
         context, singular, plural, num), variables)
 
 
