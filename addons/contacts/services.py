@@ -12,9 +12,9 @@ from typing import Any
 
 import phonenumbers
 from flask import current_app
-from sqlalchemy import and_, delete, insert, intersect, or_, select
+from sqlalchemy import Select, and_, delete, insert, intersect, or_, select
 
-from core.api import db
+from core.api import db, visible
 
 from .folding import fold, sort_keys, tokens
 from .models import Partner, PartnerEmail, PartnerPhone, SearchToken
@@ -329,6 +329,17 @@ def search_condition(query: str):
 
 def _token_range(word: str):
     return and_(SearchToken.token >= word, SearchToken.token < word + "\x7f")
+
+
+def visible_like(text: str, kind: str | None = None) -> Select:
+    """`select(Partner)`: active people or companies (`kind`; both when None) the current
+    user may see whose words start like those of `text` (folded). Published for other addons
+    (the deal form's client picker) as well as this addon's company lookup."""
+    query = visible(Partner).where(Partner.active.is_(True))
+    if kind is not None:
+        query = query.where(Partner.kind == kind)
+    ids = search_ids(text)
+    return query if ids is None else query.where(Partner.id.in_(ids))
 
 
 def search_ids(query: str):

@@ -19,7 +19,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import func, or_, select
 from werkzeug.datastructures import MultiDict
 
 from core.api import (
@@ -119,13 +119,6 @@ def companies():
     return _list_page("company")
 
 
-def _companies_like(text: str) -> Select:
-    """Visible active companies whose words start like those of `text` (folded)."""
-    query = visible(Partner).where(Partner.kind == "company", Partner.active.is_(True))
-    ids = services.search_ids(text)
-    return query if ids is None else query.where(Partner.id.in_(ids))
-
-
 @bp.route("/companies.json")
 @permission_required("contacts.read")
 def company_lookup():
@@ -133,7 +126,7 @@ def company_lookup():
     q = (request.args.get("q") or "").strip()
     if len(q) < 2:
         return jsonify([])
-    query = _companies_like(q)
+    query = services.visible_like(q, "company")
     lang = listing.sort_language()
     rows = db.session.scalars(query.order_by(getattr(Partner, f"sort_{lang}")).limit(15))
     return jsonify([{"id": p.id, "name": p.name} for p in rows])
@@ -334,7 +327,7 @@ def _resolve_company(form: PartnerFormBase,
         return True, partner.company_id
 
     wanted = fold(name)
-    matches = [p for p in db.session.scalars(_companies_like(name).limit(50))
+    matches = [p for p in db.session.scalars(services.visible_like(name, "company").limit(50))
                if fold(p.name) == wanted]
     if len(matches) == 1:
         return True, matches[0].id

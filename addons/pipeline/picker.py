@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 
 from addons.contacts import services
 from addons.contacts.listing import sort_language
@@ -38,19 +38,13 @@ def _fold(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def _like(text: str, kind: str) -> Select:
-    """Visible active contacts of `kind` whose words start like those of `text`."""
-    query = visible(Partner).where(Partner.kind == kind, Partner.active.is_(True))
-    ids = services.search_ids(text)
-    return query if ids is None else query.where(Partner.id.in_(ids))
-
-
 def suggest(text: str, kind: str) -> list[Partner]:
     """The contacts a user may see whose name starts like `text`, sorted for the reader."""
     if len(text.strip()) < 2 or kind not in KINDS:
         return []
     order = getattr(Partner, f"sort_{sort_language()}")
-    return list(db.session.scalars(_like(text, kind).order_by(order, Partner.id).limit(LIMIT)))
+    found = services.visible_like(text, kind).order_by(order, Partner.id).limit(LIMIT)
+    return list(db.session.scalars(found))
 
 
 def visible_partner(partner_id: int | None) -> Partner | None:
@@ -88,7 +82,7 @@ def resolve(name: str | None, partner_id: object, kind: str, *,
             return Resolved(error=_("No such contact."))
         if name is None or _fold(partner.name) == _fold(text) or db.session.scalar(
                 select(func.count()).select_from(
-                    _like(text, kind).where(Partner.id == wanted).subquery())):
+                    services.visible_like(text, kind).where(Partner.id == wanted).subquery())):
             return Resolved(partner=partner)
     if name is None:
         return Resolved()

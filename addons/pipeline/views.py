@@ -377,14 +377,11 @@ def export():
 
 
 # -- the deal page ---------------------------------------------------------------------------
-_visible_partner = picker.visible_partner
-
-
 def _key_facts(deal: Deal) -> dict[str, Any]:
     """The client card's key facts, for contacts the user may see."""
-    person = _visible_partner(deal.partner_id)
-    company = _visible_partner(deal.company_id) or (
-        _visible_partner(person.company_id) if person is not None else None)
+    person = picker.visible_partner(deal.partner_id)
+    company = picker.visible_partner(deal.company_id) or (
+        picker.visible_partner(person.company_id) if person is not None else None)
     return {"person": person, "company": company}
 
 
