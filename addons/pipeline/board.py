@@ -171,29 +171,23 @@ def attach_tags(cards: list[Card]) -> None:
         card.tags = by_deal.get(card.deal.id, [])
 
 
+@dataclass(slots=True, eq=False)  # identity, as the ORM deals it stands in for
 class CardDeal:
     """The few deal columns a card shows, read without building ORM objects: a board shows
     hundreds of cards and identity-mapped entities cost several times more."""
 
-    __slots__ = ("amount", "currency", "expected_close", "id", "next_activity_at",
-                 "probability", "sequence", "stage", "stage_id", "stale", "title", "version")
-
-    def __init__(self, id: int, title: str, amount: Decimal, currency: str,  # noqa: A002
-                 version: int, stale: bool, next_activity_at: Any, stage_id: int,
-                 expected_close: date | None, probability: int | None, sequence: int,
-                 stage: Stage) -> None:
-        self.id = id
-        self.title = title
-        self.amount = amount
-        self.currency = currency
-        self.version = version
-        self.stale = stale
-        self.next_activity_at = next_activity_at
-        self.stage_id = stage_id
-        self.expected_close = expected_close
-        self.probability = probability
-        self.sequence = sequence
-        self.stage = stage
+    id: int
+    title: str
+    amount: Decimal
+    currency: str
+    version: int
+    stale: bool
+    next_activity_at: Any
+    stage_id: int
+    expected_close: date | None
+    probability: int | None
+    sequence: int
+    stage: Stage
 
     @property
     def effective_probability(self) -> int:
