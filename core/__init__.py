@@ -30,7 +30,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: Kernel modules that declare `core_*` tables; platform services add theirs here.
 CORE_MODEL_MODULES = ["core.models", "core.sequences", "core.refdata", "core.jobs",
                       "core.security", "core.timeline", "core.audit", "core.storage",
-                      "core.mail_inbound", "core.activities", "core.calendar_feed"]
+                      "core.mail_inbound", "core.activities", "core.calendar_feed",
+                      "core.company"]
 log = logging.getLogger("birga")
 
 

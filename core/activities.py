@@ -315,8 +315,10 @@ def mark_done(activity: Activity, *, by: User | None, outcome: str = "") -> None
     activity.outcome = (outcome or "").strip()
     if activity.model and activity.record_id is not None:
         kind = TIMELINE_KINDS.get(activity.type.code or "", "note")
-        subject = _("%(type)s done: %(summary)s", type=activity.type.display_name,
-                    summary=activity.summary)[:300]
+        # Lazy: the type's name is shown in each reader's language (a typed name as typed).
+        default = DEFAULT_TYPES.get(activity.type.code or "")
+        type_name = activity.type.name or (default[0] if default else activity.type.display_name)
+        subject = _l("%(type)s done: %(summary)s", type=type_name, summary=activity.summary)
         # The outcome is typed plain text: escaped into paragraphs, never read as HTML.
         add_note(activity.model, activity.record_id, paragraphs(activity.outcome), author=by,
                  kind=kind, subject=subject)

@@ -110,6 +110,72 @@ def _record_url(activity: Activity) -> str | None:
         return None
 
 
+# -- the dashboard panel -------------------------------------------------------------------
+#: How many of the overdue and today's activities the start page lists by name.
+DASHBOARD_ITEMS = 5
+
+
+def _record_links(refs: set[tuple[str, int]]) -> dict[tuple[str, int], tuple[str, str]]:
+    """(label, URL) of each linked record, with one query per kind of record (not per row):
+    what `record_link` and `Activity.record_label` give one record at a time."""
+    from .records import record_model
+    from .timeline import plain
+
+    by_model: dict[str, set[int]] = {}
+    for model, record_id in refs:
+        by_model.setdefault(model, set()).add(record_id)
+    found: dict[tuple[str, int], tuple[str, str]] = {}
+    for model, ids in sorted(by_model.items()):
+        cls = record_model(model)
+        if cls is None:  # its addon is gone: the activity is shown without a link
+            continue
+        key = cls.__mapper__.primary_key[0]
+        for record in db.session.scalars(db.select(cls).where(key.in_(sorted(ids)))):
+            record_id = int(getattr(record, key.key))
+            url = getattr(record, "get_url", None)
+            if callable(url):
+                link = str(url())
+            elif isinstance(getattr(record, "url", None), str):
+                link = record.url
+            else:
+                link = url_for("timeline.show", model=model, record_id=record_id)
+            found[(model, record_id)] = (str(plain(record)), link)
+    return found
+
+
+def render_dashboard(**_ctx: Any) -> Markup:
+    """`core.dashboard`: the user's overdue activities and today's, counted in one query and
+    the first few listed in another (plus one per kind of linked record), whatever their
+    number. Days are the user's (`get_timezone()`), as on "My activities"."""
+    if not current_user.is_authenticated:
+        return Markup("")
+    from sqlalchemy import case, func
+
+    me = current_user._get_current_object()
+    start, end, _day = act.day_bounds(get_timezone(), act.now())
+    mine = act.visible_activities(me).where(
+        Activity.assignee_id == me.id, Activity.done_at.is_(None), Activity.due_at < end)
+    overdue, today = db.session.execute(mine.with_only_columns(
+        func.coalesce(func.sum(case((Activity.due_at < start, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((Activity.due_at >= start, 1), else_=0)), 0))).one()
+    items = db.session.execute(mine.with_only_columns(
+        Activity.id, Activity.summary, Activity.due_at, Activity.model, Activity.record_id,
+        ActivityType.icon).join(ActivityType, ActivityType.id == Activity.type_id)
+        .order_by(Activity.due_at, Activity.id).limit(DASHBOARD_ITEMS)).all() \
+        if overdue or today else []
+    links = _record_links({(row.model, row.record_id) for row in items
+                           if row.model and row.record_id is not None})
+    rows = []
+    for row in items:
+        due = act.as_utc(row.due_at)
+        rows.append({"id": row.id, "summary": row.summary, "icon": row.icon,
+                     "overdue": due < start, "due": due,
+                     "record": links.get((row.model, row.record_id))})
+    return Markup(render_template(  # noqa: S704 - an autoescaped template we render
+        "core/activities/_dashboard.html", overdue=int(overdue), today=int(today), rows=rows,
+        time_of=lambda moment: format_time(moment, "short")))
+
+
 # -- writing -------------------------------------------------------------------------------
 @bp.route("/schedule", methods=["POST"])
 @login_required
@@ -306,6 +372,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     act.init_app(app)
     registry.add_hook("record.activities", render_record_activities)
+    registry.add_hook("core.dashboard", render_dashboard, sequence=10)
     registry.add_menu("activities", _l("My activities"), "activities.index", sequence=20)
     registry.add_menu("activities.list", _l("My activities"), "activities.index",
                       parent="activities", sequence=10)
@@ -317,4 +384,4 @@ def init_app(app: Flask) -> None:
                       parent="settings", sequence=40, permission="core.admin")
 
 
-__all__ = ["bp", "init_app", "render_record_activities"]
+__all__ = ["bp", "init_app", "render_dashboard", "render_record_activities"]

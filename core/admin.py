@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from .addons import AddonError, AddonInUse
 from .forms import ActionForm
+from .i18n import manifest_text
 from .manage import disable_addon, enable_addon
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -27,7 +28,8 @@ def addons():
     for addon in sorted(state.available.values(), key=lambda a: a.name):
         dependents = sorted(a.name for a in state.available.values() if addon.name in a.depends)
         rows.append({"addon": addon, "enabled": addon.name in enabled,
-                     "dependents": dependents})
+                     "dependents": dependents, "title": manifest_text(addon, "name"),
+                     "summary": manifest_text(addon, "summary")})
     return render_template("core/addons.html", rows=rows, form=ActionForm())
 
 

@@ -47,7 +47,7 @@ from .refdata import (
 from .sequences import NumberSequence, UnknownSequence, define_sequence, next_number
 from .signals import mail_sent
 
-API_VERSION = "1.0"
+API_VERSION = "1.2"
 
 __all__ = [
     "API_VERSION", "Addon", "AddonContext", "AddonError", "Blueprint", "FlaskForm", "User", "_",
@@ -97,7 +97,10 @@ from .timeline import (  # noqa: E402
     TimelineEntry,
     TimelineMixin,
     add_note,
+    day,
+    localized,
     log_entry,
+    money,
     notify,
 )
 
@@ -106,6 +109,8 @@ __all__ += [
     "TimelineMixin", "add_note", "attachments_for", "audit", "can_read", "log_entry", "notify",
     "record_ref", "register_record_model", "save_attachment",
 ]
+# Values inside timeline messages, formatted for each reader (core.messages).
+__all__ += ["day", "localized", "money"]
 # Inbound e-mail: handlers for addresses, signed reply addresses (core.mail_inbound).
 from .mail_inbound import (  # noqa: E402
     InboundAttachment,
@@ -142,5 +147,10 @@ from .dbstats import refresh_statistics  # noqa: E402
 __all__ += ["refresh_statistics"]
 # Fast money, date and number for list pages: the filters' exact text (core.formatters).
 from .formatters import Formatters, formatters  # noqa: E402
+from .html import escape_text  # noqa: E402
 
-__all__ += ["Formatters", "formatters"]
+__all__ += ["Formatters", "escape_text", "formatters"]
+# The firm's own details, edited on Settings → Company details (core.company).
+from .company import company_details  # noqa: E402
+
+__all__ += ["company_details"]

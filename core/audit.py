@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import NO_VALUE
 
 from .extensions import db
+from .labels import label_columns, shown_value
 from .models import User, utcnow
 from .records import (
     current_actor,
@@ -223,18 +224,20 @@ def index():
 LABEL_ATTR = "__record_label__"
 
 
+#: The kernel's own audited names that are not record models (no page of their own).
+KERNEL_LABELS = {"core.company": _l("Company details")}
+
+
 def model_label(name: str | None) -> str:
     """The translated name a model publishes, else its technical name."""
     model = record_model(name) if name else None
-    label = getattr(model, LABEL_ATTR, None) if model is not None else None
+    label = getattr(model, LABEL_ATTR, None) if model is not None else KERNEL_LABELS.get(name)
     return str(label) if label else (name or "")
 
 
 def _referenced_names(rows: list[AuditLog]) -> dict[tuple[Any, Any], str]:
     """(target id column, id) -> what people call that row, for every foreign-key value on
     the page: one query per referenced table, never one per row."""
-    from .timeline import _LABEL_COLUMNS
-
     wanted: dict[Any, set[int]] = {}
     for row in rows:
         model = record_model(row.model) if row.model else None
@@ -248,7 +251,7 @@ def _referenced_names(rows: list[AuditLog]) -> dict[tuple[Any, Any], str]:
             wanted.setdefault(target, set()).update(v for v in values if isinstance(v, int))
     names: dict[tuple[Any, Any], str] = {}
     for target, ids in wanted.items():
-        labels = [target.table.c[c] for c in _LABEL_COLUMNS if c in target.table.c]
+        labels = label_columns(target.table)
         if not labels or not ids:
             continue
         for found in db.session.execute(select(target, *labels).where(target.in_(ids))):
@@ -261,7 +264,7 @@ def _referenced_names(rows: list[AuditLog]) -> dict[tuple[Any, Any], str]:
 def describe(rows: list[AuditLog]) -> dict[int, list[dict[str, Any]]]:
     """Per row id, its changes as people read them: the field's label where the model
     declares one, references by name, dates and yes/no formatted (translated now)."""
-    from .timeline import _shown, field_label
+    from .timeline import field_label
 
     names = _referenced_names(rows)
     result: dict[int, list[dict[str, Any]]] = {}
@@ -277,7 +280,7 @@ def describe(rows: list[AuditLog]) -> dict[int, list[dict[str, Any]]]:
             def show(raw: Any, column: Any = column, target: Any = target) -> str:
                 if target is not None and raw is not None:
                     return names.get((target, raw), f"#{raw}")
-                return _shown(_formatted_value(column, raw))
+                return shown_value(_formatted_value(column, raw))
 
             pair = row.action == "update" and isinstance(value, list) and len(value) == 2
             lines.append({"label": field_label(model, key) if model is not None else key,

@@ -11,6 +11,7 @@ import io
 import logging
 import threading
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ LANGUAGES: dict[str, str] = {
     "ro": "Română",
 }
 TRANSLATED = ("lv", "ru", "uz", "kk", "ro")
+#: The gettext context of an addon manifest's `name` and `summary` (`birga i18n update`
+#: extracts both into the addon's catalogue; `manifest_text` reads them back).
+MANIFEST_CONTEXT = "addon manifest"
 
 
 def load_catalog(directory: Path, locale: str) -> Translations | None:
@@ -73,6 +77,24 @@ def merge_catalogs(directories: Iterable[Path], locale: str) -> NullTranslations
         else:
             merged.merge(catalog)
     return merged if merged is not None else NullTranslations()
+
+
+@lru_cache(maxsize=128)
+def _addon_catalog(directory: Path, locale: str) -> NullTranslations:
+    return load_catalog(directory, locale) or NullTranslations()
+
+
+def manifest_text(addon: Any, key: str) -> str:
+    """The addon manifest's `key` (`name` or `summary`) in the user's language.
+
+    Read from the addon's own catalogue, not the merged one: the Addons page lists disabled
+    addons too, whose catalogues are not merged. Untranslated text stays as written."""
+    text = str(addon.manifest.get(key) or "")
+    if not text:
+        return ""
+    locale = str(get_locale() or "en")
+    catalog = _addon_catalog(Path(addon.path) / "translations", locale)
+    return catalog.upgettext(MANIFEST_CONTEXT, text)
 
 
 class MergedDomain(Domain):

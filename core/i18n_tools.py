@@ -1,14 +1,17 @@
 """Catalogue maintenance behind `birga i18n`: extract, update, compile (Babel's API, no shell)."""
 from __future__ import annotations
 
+import ast
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
-from .i18n import DOMAIN, TRANSLATED
+from .i18n import DOMAIN, MANIFEST_CONTEXT, TRANSLATED
 
 KEYWORDS = {
     **DEFAULT_KEYWORDS,
@@ -21,12 +24,29 @@ METHOD_MAP = [
     ("**/tests/**", "ignore"),
     ("**/scaffold/template/**", "ignore"),
     ("**/migrations/**", "ignore"),
+    ("**/__manifest__.py", "core.i18n_tools:extract_manifest"),
     ("**.py", "python"),
     ("**.html", "jinja2"),
     ("**.txt", "jinja2"),
 ]
 OPTIONS = {"**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "true"},
            "**.txt": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}}
+
+
+def extract_manifest(fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: Any
+                     ) -> Iterator[tuple[int, str, tuple[str, str], list[str]]]:
+    """Babel extraction method for `__manifest__.py`: its `name` and `summary`, with the
+    context `MANIFEST_CONTEXT`, so the Addons page shows them in the admin's language (as
+    Odoo translates a module's manifest)."""
+    tree = ast.parse(fileobj.read().decode("utf-8"))
+    manifest = next((node for node in ast.walk(tree) if isinstance(node, ast.Dict)), None)
+    if manifest is None:
+        return
+    for key, value in zip(manifest.keys, manifest.values, strict=True):
+        if (isinstance(key, ast.Constant) and key.value in ("name", "summary")
+                and isinstance(value, ast.Constant) and isinstance(value.value, str)):
+            yield value.lineno, "pgettext", (MANIFEST_CONTEXT, value.value), [
+                f"The addon's {key.value} on the Addons page."]
 
 
 def extract(translations_dir: Path, sources: list[Path]) -> int:

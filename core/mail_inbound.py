@@ -60,8 +60,8 @@ from blinker import Namespace
 from flask import Flask, current_app
 from flask.cli import ScriptInfo
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
-from markupsafe import escape
 from sqlalchemy import DateTime, Integer, String, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -515,19 +515,20 @@ def _as_ref(value: Any) -> tuple[str, int] | None:
     return None
 
 
-def _entry_body(mail: InboundMail, refused: Sequence[tuple[str, str]]) -> str:
+def _entry_body(mail: InboundMail, refused: Sequence[tuple[str, str]]) -> list[Any]:
     """Sender line, then the body. The plain part is preferred: it is what the client wrote,
-    line breaks intact; an HTML-only mail is sanitised (scripts, styles, handlers dropped)."""
+    line breaks intact; an HTML-only mail is sanitised (scripts, styles, handlers dropped).
+    The lines are lazy messages: each reader sees them in her language."""
     from .timeline import paragraphs, sanitize
 
     if mail.text.strip():
         body = paragraphs(mail.text[:_BODY_LIMIT])
     else:
         body = sanitize((mail.html or "")[:_BODY_LIMIT])
-    lines = [_("From: %(sender)s", sender=mail.sender_display)]
-    lines += [_("Attachment not kept: %(name)s (%(reason)s)", name=name, reason=reason)
+    lines: list[Any] = [_l("From: %(sender)s", sender=mail.sender_display)]
+    lines += [_l("Attachment not kept: %(name)s (%(reason)s)", name=name, reason=reason)
               for name, reason in refused]
-    return "".join(f"<p>{escape(line)}</p>" for line in lines) + body
+    return [*lines, body]
 
 
 def _file_on_record(mail: InboundMail, ref: tuple[str, int]) -> tuple[str, ...]:

@@ -59,7 +59,9 @@ class User(UserMixin, db.Model):
         ident, _, version = session_id.partition(":")
         if not ident.isdigit() or not version.isdigit():
             return None
-        user = db.session.get(cls, int(ident))
+        from .security import load_user_with_access
+
+        user = load_user_with_access(int(ident))
         if user is None or not user.active or (user.session_version or 0) != int(version):
             return None
         return user

@@ -249,6 +249,20 @@ def make_user() -> Callable[..., Any]:
     return factory
 
 
+@pytest.fixture
+def salespeople(app: Flask, make_user: Callable[..., Any]) -> dict[str, Any]:
+    """Two users with the default `salesperson` role, `anna` and `olga` (by login): the
+    record rules let each one see her own records only."""
+    from .extensions import db
+    from .security import assign_roles
+
+    users = {login: make_user(login) for login in ("anna", "olga")}
+    for user in users.values():
+        assign_roles(user, "salesperson")
+    db.session.commit()
+    return users
+
+
 @contextmanager
 def acting_as(app: Flask, user: Any) -> Iterator[None]:
     """A request context in which `user` is signed in, as a view would see it: for testing
@@ -304,6 +318,34 @@ def login() -> Callable[..., Any]:
 # -- a real SMTP server on loopback --------------------------------------------------------
 #: The sender address `SmtpInbox.config()` sets unless told otherwise.
 TEST_SENDER = "Birga CRM <crm@birga.test>"
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL statements sent inside the block (for "a constant number of queries" tests)."""
+    from sqlalchemy import event
+
+    from .extensions import db
+
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def dashboard_card(html: str, card_id: str) -> str:
+    """The home page's card `<section id="dash-<card_id>">`, failing when it is absent."""
+    found = re.search(rf'<section class="dash-card" id="dash-{card_id}">.*?</section>', html,
+                      re.S)
+    assert found, f"no {card_id} card on the page"
+    return found.group(0)
 
 
 def free_port() -> int:

@@ -54,13 +54,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Mapper, Session, mapped_column
 
 from .extensions import db
+from .labels import label_columns, shown_value
+from .messages import MessageError, day, encode, is_message, localized, money, render
 from .models import User, utcnow
 from .records import can_annotate, can_read, current_actor, get_record, record_name, record_ref
 from .records import register_record_model as _register
 from .registry import Registry
 
-__all__ = ["KINDS", "Notification", "TimelineEntry", "TimelineMixin", "add_note", "log_entry",
-           "notify", "sanitize", "timeline_page"]
+__all__ = ["KINDS", "Notification", "TimelineEntry", "TimelineMixin", "add_note", "day",
+           "localized", "log_entry", "money", "notify", "sanitize", "timeline_page"]
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +96,35 @@ class TimelineEntry(db.Model):
     body: Mapped[str] = mapped_column(Text, default="")  # sanitised HTML
     #: Tracked changes: [{"field": name, "old": value, "new": value}, ...]
     changes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    #: The messages behind `subject`/`body`, shown in the reader's language (core.messages):
+    #: {"subject": spec, "body": [spec or sanitised HTML, ...]}; None for user text only.
+    message: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     author: Mapped[User | None] = db.relationship(lazy="joined")
 
     @property
+    def shown_subject(self) -> str | None:
+        """The subject in the reader's language; the stored text for rows without a message."""
+        spec = (self.message or {}).get("subject")
+        if spec:
+            try:
+                return render(spec)
+            except MessageError:
+                log.warning("timeline entry %s: subject shown as stored", self.id, exc_info=True)
+        return self.subject
+
+    @property
     def body_html(self) -> Markup:
         """Cleaned again when shown: a row written by other code is never trusted blindly."""
-        return Markup(sanitize(self.body or ""))  # noqa: S704 - nh3 output is safe HTML
+        parts = (self.message or {}).get("body")
+        html_text = self.body or ""
+        if parts:
+            try:
+                html_text = _parts_html(parts, html_text)
+            except MessageError:
+                log.warning("timeline entry %s: body shown as stored", self.id, exc_info=True)
+        return Markup(sanitize(html_text))  # noqa: S704 - nh3 output is safe HTML
 
     @property
     def kind_label(self) -> Any:
@@ -113,7 +136,8 @@ class TimelineEntry(db.Model):
         lines = []
         for change in self.changes or []:
             lines.append({"label": field_label(model, change["field"]),
-                          "old": _shown(change.get("old")), "new": _shown(change.get("new"))})
+                          "old": shown_value(change.get("old")),
+                          "new": shown_value(change.get("new"))})
         return lines
 
 
@@ -161,14 +185,6 @@ def field_label(model: type | None, field: str) -> str:
     return str(label) if label else field.replace("_", " ").capitalize()
 
 
-def _shown(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return "✓" if value else "✗"  # language-neutral, unlike a bare "no" msgid
-    return str(value)
-
-
 def plain(value: Any) -> Any:
     """A JSON-safe form of a column value for history and audit rows."""
     if value is None or isinstance(value, bool | int | float | str):
@@ -212,21 +228,77 @@ def text_of(fragment: str) -> str:
 
 
 # -- writing -----------------------------------------------------------------------------
-def log_entry(model: str, record_id: int, kind: str, body: str = "", *,
-              subject: str | None = None, author: User | None = None,
+#: What `log_entry` takes as a body: user text/HTML, a lazy message, or a list of both.
+Body = Any
+
+
+def _part_html(part: Any, stored: str = "") -> str:
+    """One body part as HTML: a message as escaped text in the current language; the user's
+    own part as the stretch of the stored body it occupies (`{"$stored": [start, end]}`:
+    kept once, not copied into the message; an inbound mail may be 100 KB)."""
+    if isinstance(part, dict):
+        span = part.get("$stored")
+        return stored[span[0]:span[1]] if span else paragraphs(render(part))
+    return to_html(str(part or ""))
+
+
+def _parts_html(parts: list[Any], stored: str = "") -> str:
+    return "".join(_part_html(part, stored) for part in parts)
+
+
+def compose(subject: Any, body: Body) -> tuple[str | None, str, dict[str, Any] | None]:
+    """(subject text, body HTML, message) for a timeline row.
+
+    Lazy messages (`_l(...)`) are kept as specs and the texts are rendered in the
+    installation's language (BABEL_DEFAULT_LOCALE), for search, exports and old readers; plain
+    strings are user data and stored as they are (a body's text becomes sanitised HTML).
+    """
+    parts = list(body) if isinstance(body, list | tuple) else [body]
+    stored: list[Any] = [encode(p) if is_message(p) else to_html(str(p or "")) for p in parts]
+    stored = [p for p in stored if p]
+    message: dict[str, Any] = {}
+    if is_message(subject):
+        message["subject"] = encode(subject)
+    if any(isinstance(p, dict) for p in stored):
+        message["body"] = stored
+    locale = str(current_app.config.get("BABEL_DEFAULT_LOCALE") or "en")
+    with force_locale(locale):
+        subject_text = render(message["subject"]) if "subject" in message else (
+            str(subject) if subject is not None else None)
+        pieces = [paragraphs(render(p)) if isinstance(p, dict) else p for p in stored]
+    if "body" in message:  # the user's parts point into the body instead of repeating it
+        spans, start = [], 0
+        for part, piece in zip(stored, pieces, strict=True):
+            spans.append(part if isinstance(part, dict)
+                         else {"$stored": [start, start + len(piece)]})
+            start += len(piece)
+        message["body"] = spans
+    return (subject_text[:300] if subject_text is not None else None, "".join(pieces),
+            message or None)
+
+
+def log_entry(model: str, record_id: int, kind: str, body: Body = "", *,
+              subject: Any = None, author: User | None = None,
               changes: list[dict[str, Any]] | None = None) -> TimelineEntry:
-    """Add an entry to the session (the caller commits); `body` is sanitised HTML or text."""
+    """Add an entry to the session (the caller commits).
+
+    Pass what the system says as lazy messages, `_l("Won: %(amount)s", amount=money(...))`,
+    so every reader sees it in her own language; plain strings are user data (a note, an
+    e-mail's subject) kept as typed. `body` is text, sanitised HTML, a message, or a list of
+    them (a message followed by the user's note). The subject is cut at 300 characters.
+    """
     if kind not in KINDS:
         raise ValueError(f"Unknown timeline entry kind '{kind}'.")
-    entry = TimelineEntry(model=model, record_id=record_id, kind=kind, subject=subject,
-                          body=to_html(body), changes=changes,
+    subject_text, body_html, message = compose(subject, body)
+    entry = TimelineEntry(model=model, record_id=record_id, kind=kind, subject=subject_text,
+                          body=body_html, changes=changes, message=message,
                           author_id=author.id if author is not None else None)
     db.session.add(entry)
     return entry
 
 
-def add_note(model: str, record_id: int, body: str, *, author: User | None,
-             kind: str = "note", subject: str | None = None) -> TimelineEntry:
+def add_note(model: str, record_id: int, body: Body, *, author: User | None,
+             kind: str = "note", subject: Any = None) -> TimelineEntry:
     """A note (or logged call/meeting); `@login` mentions notify those users."""
     entry = log_entry(model, record_id, kind, body, subject=subject, author=author)
     text = text_of(entry.body)
@@ -310,9 +382,6 @@ def render_timeline(model: str | None = None, record_id: int | None = None, *,
 
 
 # -- automatic entries -------------------------------------------------------------------
-_LABEL_COLUMNS = ("name", "title", "display_name", "login", "code")
-
-
 def _referenced_label(obj: Any, field: str, value: Any) -> Any:
     """For a foreign key, what people call the row it points at ("Proposal", not 3)."""
     column = getattr(type(obj), "__table__", None)
@@ -320,7 +389,7 @@ def _referenced_label(obj: Any, field: str, value: Any) -> Any:
     if value is None or column is None or not column.foreign_keys:
         return value
     target = next(iter(column.foreign_keys)).column
-    labels = [target.table.c[c] for c in _LABEL_COLUMNS if c in target.table.c]
+    labels = label_columns(target.table)
     if not labels:
         return value
     row = inspect(obj).session.connection().execute(
@@ -387,12 +456,13 @@ def _on_mail_sent(app: Flask, *, message: Any, recipients: list[str],
     model, record_id = record
     body = _mail_body(message)
     subject = str(message.get("Subject", "") or "")[:300]
-    shown = _("To: %(recipients)s", recipients=", ".join(recipients))
+    shown = _l("To: %(recipients)s", recipients=", ".join(recipients))
     try:
         with app.app_context(), db.engine.begin() as conn:
+            _subject, body_html, spec = compose(None, [shown, body])
             conn.execute(insert(TimelineEntry.__table__).values(
                 model=model, record_id=int(record_id), kind="email", subject=subject,
-                body=sanitize(f"<p>{escape(shown)}</p>{body}"), created_at=utcnow()))
+                body=body_html, message=spec, created_at=utcnow()))
     except Exception:  # the mail is out; a history hiccup must not turn it into an error
         log.exception("could not log the e-mail to %s #%s on its timeline", model, record_id)
 

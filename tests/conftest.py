@@ -27,6 +27,20 @@ def fx_app(make_app):
     return factory
 
 
+@pytest.fixture
+def rec_app(fx_app):
+    """An app with the fixture record page (`/fx_records/<id>` renders both record hooks) on a
+    fixed clock (2026-11-23 08:00 UTC: 10:00 in Riga)."""
+    app = fx_app(["fx_records"], BIRGA_FAKE_NOW="2026-11-23T08:00:00+00:00")
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def web(rec_app):
+    return rec_app.test_client()
+
+
 def annotating(make_user: Callable[..., Any]) -> Callable[..., Any]:
     """`make_user` whose users may add notes and files: the kernel's test models belong to no
     addon whose `<addon>.write` would allow it, so users get `records.annotate` (not with

@@ -16,6 +16,7 @@ from core.activities import (
     activity_types,
     bucket,
     day_bounds,
+    mark_done,
     schedule_activity,
     seed_activity_types,
     user_timezone,
@@ -27,19 +28,6 @@ from core.testing import csrf_token
 from core.timeline import Notification, TimelineEntry
 
 RECORD = "fx_records.item"
-
-
-@pytest.fixture
-def rec_app(fx_app):
-    """An app with the fixture record page (`/fx_records/<id>` renders both record hooks)."""
-    app = fx_app(["fx_records"], BIRGA_FAKE_NOW="2026-11-23T08:00:00+00:00")
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
-def web(rec_app):
-    return rec_app.test_client()
 
 
 @pytest.fixture
@@ -337,3 +325,24 @@ def test_deleting_a_record_takes_its_activities_along(rec_app, people):
     db.session.delete(item)
     db.session.commit()
     assert db.session.scalars(select(Activity.id)).all() == [kept.id]
+
+
+def test_a_done_activity_is_titled_in_each_readers_language(rec_app, web, people):
+    anna, boss = people["anna"], people["boss"]
+    anna.locale, boss.locale = "ru", "lv"
+    boss.is_admin = True  # sees every record
+    db.session.commit()
+    item = make_item(anna)
+    activity = add_activity(anna, at("2026-11-23T09:00:00"), "Call about renewal", item=item)
+    with rec_app.test_request_context(), force_locale("ru"):
+        mark_done(activity, by=anna, outcome="Renewed")
+        db.session.commit()
+    [entry] = db.session.scalars(select(TimelineEntry).where(
+        TimelineEntry.model == RECORD, TimelineEntry.record_id == item.id)).all()
+    assert entry.subject == "Call done: Call about renewal"  # the installation's language
+    sign_in(web, boss)
+    page = web.get(f"/fx_records/{item.id}")
+    assert page.status_code == 200
+    history = page.get_data(as_text=True)
+    history = history[history.index('id="timeline"'):]
+    assert "Aktivitāte paveikta (Zvans): Call about renewal" in history

@@ -7,7 +7,6 @@ Uses `core.testing.browser_page` (Debian's `/usr/bin/chromium`, never a download
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,6 @@ pytestmark = [
     pytest.mark.browser,
     requires_chromium,
 ]
-
-
-@pytest.fixture
-def rec_app(fx_app) -> Iterator[Flask]:
-    app = fx_app(["fx_records"], BIRGA_FAKE_NOW="2026-11-23T08:00:00+00:00")  # Riga 10:00
-    with app.app_context():
-        yield app
 
 
 def test_an_activity_scheduled_today_is_overdue_tomorrow_and_its_outcome_lands_on_the_record(

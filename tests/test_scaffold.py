@@ -18,7 +18,7 @@ from core import loader, migrate
 from core.addons import discover_entry_points
 from core.cli import main
 from core.extensions import db
-from core.i18n import TRANSLATED
+from core.i18n import MANIFEST_CONTEXT, TRANSLATED
 from core.scaffold import ScaffoldError, scaffold
 from core.testing import csrf_token
 
@@ -171,11 +171,15 @@ def test_generated_catalogues_are_translated_with_each_languages_plural_rule(tmp
         assert {m.id if isinstance(m.id, str) else m.id[0] for m in messages} >= {
             "Items", "%(num)d item"}
         for message in messages:
-            if message.pluralizable:
+            if message.context == MANIFEST_CONTEXT:  # the partner's own words, as written
+                assert message.string == message.id and message.user_comments, message.id
+            elif message.pluralizable:
                 assert len(message.string) == rule.num_plurals, (lang, message.id)
                 assert all(message.string) and message.string[0] != message.id[0]
             else:
                 assert message.string and message.string != message.id, (lang, message.id)
+        assert {m.id for m in messages if m.context == MANIFEST_CONTEXT} == {
+            "Acme Notes", "Acme Notes for Birga"}
 
 
 @pytest.mark.parametrize(("name", "why"), [

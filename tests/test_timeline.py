@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import date
 from decimal import Decimal
 from email.message import EmailMessage
 
@@ -238,3 +239,192 @@ def test_readers_without_write_or_annotate_rights_cannot_add_notes_or_files(app,
     assert entries(deal.id) == []
     grant(reader, ANNOTATE)
     assert "timeline-form" in client.get(page).get_data(as_text=True)
+
+
+# -- messages shown in the reader's language ----------------------------------------------
+def shown_to(app, user, model, record_id):
+    """The timeline as `user` sees it on the page (her locale comes from her profile)."""
+    client = app.test_client()
+    client.post("/login", data={"login": user.login, "password": TEST_PASSWORD,
+                                "csrf_token": csrf_token(client)})
+    return client.get(f"/records/{model}/{record_id}/timeline").get_data(as_text=True)
+
+
+def test_a_system_entry_is_shown_in_each_readers_language(app, deal, make_user):
+    from flask_babel import force_locale, lazy_ngettext, lazy_pgettext
+    from flask_babel import lazy_gettext as _l
+
+    from core.timeline import day, log_entry, money
+
+    boris = make_user("boris", locale="ru")
+    liga = make_user("liga", locale="lv")
+    with acting_as(app, boris), force_locale("ru"):  # written by a Russian speaker
+        log_entry(MODEL, deal.id, "system",
+                  [_l("From: %(sender)s", sender=_l("Note")),
+                   lazy_ngettext("%(num)d byte", "%(num)d bytes", 5),
+                   lazy_pgettext("timeline entry kind", "Change"),
+                   _l("To: %(recipients)s", recipients=money("1234.5", "EUR"))],
+                  subject=_l("Today is %(date)s.", date=day(date(2026, 11, 23))), author=boris)
+        db.session.commit()
+    [entry] = entries(deal.id, "system")
+    # Stored text in the installation's language, for search and exports.
+    assert entry.subject == "Today is Nov 23, 2026."
+    assert "From: Note" in entry.body and "5 bytes" in entry.body
+    assert "To: €1,234.50" in entry.body
+    assert entry.message["subject"] == {"msgid": "Today is %(date)s.",
+                                        "params": {"date": {"$day": "2026-11-23"}}}
+
+    latvian = shown_to(app, liga, MODEL, deal.id)
+    assert "Today is %(date)s." not in latvian
+    assert "2026. gada 23. nov." in latvian and "No: Piezīme" in latvian
+    assert "5 baiti" in latvian and "Izmaiņas" in latvian
+    assert "Kam: 1&nbsp;234,50&nbsp;€" in latvian
+    assert "Заметка" not in latvian and "нояб." not in latvian
+
+    russian = shown_to(app, boris, MODEL, deal.id)
+    assert "23 нояб. 2026\u202fг." in russian and "От: Заметка" in russian
+    assert "5 байт" in russian and "Кому: 1&nbsp;234,50&nbsp;€" in russian
+
+    with app.test_request_context(), force_locale("en"):
+        assert entry.shown_subject == "Today is Nov 23, 2026."
+        assert "To: €1,234.50" in entry.body_html
+
+
+def test_user_data_in_a_message_stays_escaped(app, deal, make_user):
+    from flask_babel import lazy_gettext as _l
+
+    from core.timeline import log_entry
+
+    liga = make_user("liga", locale="lv")
+    evil = '<script>alert("x")</script>'
+    log_entry(MODEL, deal.id, "system",
+              [_l("From: %(sender)s", sender=evil), "a note\n\n<img src=x onerror=alert(1)>"],
+              subject=_l("To: %(recipients)s", recipients=evil))
+    db.session.commit()
+    [entry] = entries(deal.id, "system")
+    html = shown_to(app, liga, MODEL, deal.id)
+    assert "<script>alert" not in html and "onerror" not in html
+    assert "Kam: &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html  # the subject
+    assert "No: &lt;script&gt;" in html  # the body's message part
+    assert "<script>alert" not in entry.body and "onerror" not in entry.body
+
+
+def test_a_body_keeps_the_users_text_after_the_message(app, deal, make_user):
+    from flask_babel import lazy_gettext as _l
+
+    from core.timeline import log_entry
+
+    liga = make_user("liga", locale="lv")
+    log_entry(MODEL, deal.id, "system", [_l("From: %(sender)s", sender="Jan"),
+                                         "They chose\n\nanother supplier"])
+    db.session.commit()
+    [entry] = entries(deal.id, "system")
+    assert entry.body == "<p>From: Jan</p><p>They chose</p><p>another supplier</p>"
+    html = shown_to(app, liga, MODEL, deal.id)
+    assert "<p>No: Jan</p><p>They chose</p><p>another supplier</p>" in html
+
+
+def test_the_users_text_is_stored_once_not_copied_into_the_message(app, deal, make_user):
+    from flask_babel import lazy_gettext as _l
+
+    from core.timeline import log_entry
+
+    liga = make_user("liga", locale="lv")
+    mail = "Dear team,\n\n" + "we need forty chairs. " * 2000  # an inbound mail's size
+    log_entry(MODEL, deal.id, "email", [_l("From: %(sender)s", sender="Jan"), mail])
+    db.session.commit()
+    [entry] = entries(deal.id, "email")
+    assert "forty chairs" not in str(entry.message)
+    assert entry.body.count("forty chairs") == 2000
+    html = shown_to(app, liga, MODEL, deal.id)
+    assert "<p>No: Jan</p><p>Dear team,</p><p>we need forty chairs." in html
+
+
+def test_an_old_entry_without_a_message_shows_its_stored_text(app, deal, make_user):
+    from sqlalchemy import insert
+
+    liga = make_user("liga", locale="lv")
+    db.session.execute(insert(TimelineEntry.__table__).values(
+        model=MODEL, record_id=deal.id, kind="system", subject="Этап: Новая → Выиграно",
+        body="<p>Выиграно: 10 €</p><script>x()</script>"))
+    db.session.commit()
+    [entry] = entries(deal.id, "system")
+    assert entry.message is None
+    html = shown_to(app, liga, MODEL, deal.id)
+    assert "Этап: Новая → Выиграно" in html and "<p>Выиграно: 10 €</p>" in html
+    assert "<script>x()" not in html
+
+
+def test_a_message_a_catalogue_cannot_render_falls_back_to_the_stored_text(app, deal):
+    from flask_babel import force_locale
+
+    from core.timeline import log_entry
+
+    entry = log_entry(MODEL, deal.id, "system", "", subject="Stage: New")
+    entry.message = {"subject": {"msgid": "Stage: %(stage)s", "params": {"renamed": 1}}}
+    db.session.commit()
+    with app.test_request_context(), force_locale("lv"):
+        assert entries(deal.id, "system")[0].shown_subject == "Stage: New"
+
+
+def test_plain_strings_are_user_data_and_need_no_message(app, deal, make_user):
+    from core.timeline import log_entry
+
+    log_entry(MODEL, deal.id, "email", "Hello", subject="Re: your offer")
+    db.session.commit()
+    [entry] = entries(deal.id, "email")
+    assert entry.message is None and entry.subject == "Re: your offer"
+    assert entry.body == "<p>Hello</p>"
+
+
+def test_a_long_subject_is_cut_to_the_column(app, deal):
+    from flask_babel import lazy_gettext as _l
+
+    from core.timeline import log_entry
+
+    log_entry(MODEL, deal.id, "system", subject=_l("From: %(sender)s", sender="x" * 400))
+    db.session.commit()
+    [entry] = entries(deal.id, "system")
+    assert len(entry.subject) == 300 and entry.message["subject"]["params"]["sender"] == "x" * 400
+
+
+def test_the_messages_migration_adds_and_removes_the_column(make_app):
+    from sqlalchemy import inspect as inspect_db
+
+    from core import migrate
+
+    app = make_app(migrate=True)
+    with app.app_context():
+        columns = {c["name"] for c in inspect_db(db.engine).get_columns("core_timeline_entry")}
+        assert "message" in columns
+        assert migrate.diff(app, "core") == []
+        migrate.downgrade(app, "core", "9b3e5c7d1a20")
+        columns = {c["name"] for c in inspect_db(db.engine).get_columns("core_timeline_entry")}
+        assert "message" not in columns
+        migrate.upgrade(app, ["core"])
+        columns = {c["name"] for c in inspect_db(db.engine).get_columns("core_timeline_entry")}
+        assert "message" in columns
+
+
+def test_messages_keep_nested_plurals_contexts_and_firm_labels(app):
+    from flask_babel import force_locale, lazy_ngettext, lazy_pgettext
+    from flask_babel import lazy_gettext as _l
+
+    from core.messages import encode, localized, render
+
+    message = _l("From: %(sender)s", sender=lazy_ngettext(
+        "%(num)d byte", "%(num)d bytes", num=2))
+    spec = encode(message)
+    assert spec == {"msgid": "From: %(sender)s", "params": {"sender": {"$msg": {
+        "msgid": "%(num)d byte", "plural": "%(num)d bytes", "n": 2}}}}
+    labelled = encode(_l("To: %(recipients)s", recipients=localized(
+        {"lv": "Mūsu posms"}, lazy_pgettext("timeline entry kind", "Change"))))
+    with app.test_request_context():
+        with force_locale("lv"):
+            assert render(spec) == "No: 2 baiti"
+            assert render(labelled) == "Kam: Mūsu posms"
+        with force_locale("ru"):
+            assert render(spec) == "От: 2 байта"
+            assert render(labelled).startswith("Кому: ") and "Mūsu" not in render(labelled)
+        with force_locale("en"):
+            assert render(labelled) == "To: Change"

@@ -24,7 +24,7 @@ from flask_babel import get_locale, gettext, ngettext
 
 from core import PROJECT_ROOT
 from core.addons import discover
-from core.i18n import DOMAIN, TRANSLATED
+from core.i18n import DOMAIN, MANIFEST_CONTEXT, TRANSLATED
 from core.i18n_tools import extract
 from core.testing import TEST_PASSWORD, csrf_token
 
@@ -447,9 +447,8 @@ def _leaks(html: str, patterns: dict[str, re.Pattern[str]], data: set[str]
 def test_main_pages_show_no_untranslated_source_text(make_app, make_user, lang: str) -> None:
     app = make_app(_builtin_addons())
     state = app.extensions["birga"]
-    # Manifest titles and summaries are data shown as written, like user names.
-    data = {"Birga"} | {str(v) for a in state.available.values()
-                        for v in (a.name, a.title, a.version, a.manifest.get("summary"))}
+    # Technical names and versions are shown as written; titles and summaries are translated.
+    data = {"Birga"} | {str(v) for a in state.available.values() for v in (a.name, a.version)}
     with app.app_context():
         admin = make_user("admin", is_admin=True, locale=lang)
         login_name = admin.login
@@ -473,6 +472,37 @@ def test_main_pages_show_no_untranslated_source_text(make_app, make_user, lang: 
         page_lang, leaked, text = _leaks(response.get_data(as_text=True), patterns, data)
         assert page_lang == lang, f"{page} rendered in {page_lang}, not {lang}"
         assert leaked == [], f"{page} in {lang} shows English: {leaked}\n{text}"
+
+
+def test_manifest_title_and_summary_are_extracted_with_their_context(tmp_path: Path) -> None:
+    addon = tmp_path / "addons" / "fx_shop"
+    addon.mkdir(parents=True)
+    (addon / "__manifest__.py").write_text(
+        '{"name": "Shop", "version": "1.0.0", "summary": "Sell from the card",\n'
+        ' "author": "A partner", "depends": []}\n', encoding="utf-8")
+    assert extract(tmp_path / "translations", [addon]) == 2
+    with (tmp_path / "translations" / f"{DOMAIN}.pot").open("rb") as fh:
+        template = read_po(fh)
+    assert {(m.context, m.id) for m in template if m.id} == {
+        (MANIFEST_CONTEXT, "Shop"), (MANIFEST_CONTEXT, "Sell from the card")}
+
+
+def test_addons_page_shows_titles_and_summaries_of_disabled_addons_in_the_admins_language(
+        make_app, make_user, login) -> None:
+    """The Addons page lists addons that are not enabled, whose catalogues the app has not
+    merged: their manifest text comes from each addon's own catalogue."""
+    app = make_app(["contacts"])
+    client = app.test_client()
+    with app.app_context():
+        login(client, make_user("admin", is_admin=True, locale="lv"))
+    html = client.get("/admin/addons").get_data(as_text=True)
+    for name, title, summary in (
+            ("contacts", "Kontakti", "Personas un uzņēmumi"),
+            ("documents", "Dokumenti", "Produkti, komerciālie piedāvājumi"),
+            ("pipeline", "Pārdošanas piltuve", "darījumi pielāgojamās piltuvēs")):
+        row = html.split(f'id="addon-{name}"')[1].split("</tr>")[0]
+        assert f"<strong>{title}</strong>" in row and summary in row, name
+        assert app.extensions["birga"].available[name].title not in row
 
 
 def test_the_page_check_spots_english_text(make_app) -> None:

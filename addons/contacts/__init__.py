@@ -35,6 +35,9 @@ def init_app(app: Flask, addon: AddonContext) -> None:
                parent="contacts", sequence=50, permission="contacts.manage")
     addon.menu("contacts.import", _l("Import"), "contacts.import_upload", parent="contacts",
                sequence=60, permission="contacts.import")
+    from . import dashboard
+
+    addon.hook("core.dashboard", dashboard.render_dashboard, sequence=20)
     addon.menu("settings.contacts_fields", _l("Contact fields"), "contacts.custom_fields",
                parent="settings", sequence=40, permission="contacts.manage")
 

@@ -189,5 +189,41 @@ def load() -> dict[str, Any]:
             add_note("contacts.partner", person.id, "Discussed next season's order.",
                      author=db.session.get(User, owner), kind="call")
             person.last_contact_at = now - timedelta(days=3 + index * 9)
+        if index % 4 == 1:  # a birthday in the coming days, for the start page
+            person.birthday = (now + timedelta(days=1 + index % 5)).date().replace(year=1984)
     db.session.flush()
+    _activities(list(companies.values()))
     return {"companies": len(companies), "people": len(PEOPLE)}
+
+
+#: (days from today, local hour, type code, summary): one overdue and two for today each.
+DEMO_ACTIVITIES = ((-2, 10, "call", "Call back about the price list"),
+                   (0, 11, "meeting", "Meeting about next season's order"),
+                   (0, 16, "email", "Send the signed contract"))
+
+
+def _activities(companies: list[Partner]) -> None:
+    """Overdue and today's activities for every active user (the administrator who opens the
+    demo included) on the companies they own, else on any, so the start page has a day."""
+    from core.activities import (
+        ActivityType,
+        activity_types,
+        day_bounds,
+        now,
+        schedule_activity,
+        user_timezone,
+    )
+
+    if not companies:
+        return
+    activity_types()
+    types = {t.code: t.id for t in db.session.scalars(select(ActivityType))}
+    users = list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.id)))
+    for number, user in enumerate(users):
+        own = [c for c in companies if c.owner_id == user.id] or companies
+        start = day_bounds(user_timezone(user), now())[0]
+        for offset, (days, hour, code, summary) in enumerate(DEMO_ACTIVITIES):
+            company = own[(number + offset) % len(own)]
+            schedule_activity(type_id=types[code], summary=summary, assignee=user,
+                              creator=user, due_at=start + timedelta(days=days, hours=hour),
+                              model="contacts.partner", record_id=company.id)

@@ -34,6 +34,7 @@ from core.api import (
     RecordAttachment,
     TimelineEntry,
     _,
+    _l,
     audit,
     db,
     log_entry,
@@ -205,8 +206,8 @@ def merge_partners(survivor_id: int, merged_ids: list[int],
 
     names = ", ".join(p.name for p in others)
     log_entry(partner_model_name(), survivor.id, "system",
-              _("Merged into this contact: %(names)s.", names=names),
-              subject=_("Contacts merged"), author=_actor())
+              _l("Merged into this contact: %(names)s.", names=names),
+              subject=_l("Contacts merged"), author=_actor())
     audit("merge", record=survivor, details={
         "merged_ids": ids, "choices": {k: v for k, v in wanted.items()},
         "merged": snapshots, "moved": moved})

@@ -86,9 +86,9 @@ class Partner(TimelineMixin, VersionedMixin, db.Model):
     status: Mapped[str] = mapped_column(String(12), default="lead", index=True,
                                         info={"label": _l("Status")})
     source: Mapped[str | None] = mapped_column(String(60), info={"label": _l("Source")})
+    #: Indexed by `ix_contacts_partner_owner_contact` (first column) and the sort indexes.
     owner_id: Mapped[int | None] = mapped_column(
-        ForeignKey("core_user.id", ondelete="SET NULL"), index=True,
-        info={"label": _l("Salesperson")})
+        ForeignKey("core_user.id", ondelete="SET NULL"), info={"label": _l("Salesperson")})
     #: ABC class by revenue, recomputed by a periodic job (None: no revenue in the period).
     segment: Mapped[str | None] = mapped_column(String(1), index=True,
                                                 info={"label": _l("Segment")})
@@ -139,6 +139,11 @@ class Partner(TimelineMixin, VersionedMixin, db.Model):
     ) + tuple(
         Index(f"ix_contacts_partner_owner_sort_{lang}", "owner_id", "active", f"sort_{lang}", "id")
         for lang in ("en", "lv", "ru", "uz", "kk", "ro")
+    ) + (
+        # A salesperson's own clients by last contact and birthday, from the index alone: the
+        # home page's "no contact for N days" count and birthdays (and any owner lookup).
+        Index("ix_contacts_partner_owner_contact", "owner_id", "active", "last_contact_at",
+              "birthday"),
     )
 
     @property

@@ -3,9 +3,9 @@
 Why: a page shows up to 200 rows of a dozen outputs each. Jinja escapes every output and
 reads every attribute through its undefined-aware `getattr`; with the rows' preparation
 that was a third of the list page's time. Here what a user typed (names, cities, tags, ...)
-is escaped with `markupsafe.escape` (what autoescape applies), ids are written as they are,
-and each row is one f-string. Translated texts and the status badges are built once a page,
-as `pipeline.cards` does for the board.
+is escaped with `core.api.escape_text` (autoescape's escaping, as a plain str), ids are
+written as they are, and each row is one f-string. Translated texts and the status badges
+are built once a page, as `pipeline.cards` does for the board.
 
 The markup is the one `contacts/list.html` had; `contacts.js` and the tests rely on its
 `partner-<id>` ids and the `ids` checkboxes of the bulk form.
@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
-from core.api import _, url_pattern
+from core.api import _, escape_text, url_pattern
 
 from . import custom_fields as cf
 from . import services
@@ -35,37 +35,37 @@ def list_rows(page: Page, list_fields: list[Any]) -> Markup:
     card: Callable[[Any], str] = url_pattern("contacts.card", "partner_id")
     select = _("Select %(name)s")
     # Words are looked up outside the f-strings: Babel's extractor does not read into them.
-    word = escape(_("company"))
+    word = escape_text(_("company"))
     company_word = f' <span class="muted kind">{word}</span>'
-    badges = {s: f'<span class="badge status-{s}">{escape(STATUS_LABELS[s])}</span>'
+    badges = {s: f'<span class="badge status-{s}">{escape_text(STATUS_LABELS[s])}</span>'
               for s in STATUSES}
     phone, owners, tags, custom = (services.display_phone, page.owners, page.tags,
                                    page.custom_values)
     out = []
     for p in page.rows:
-        pid, name = p.id, escape(p.name)
-        badge_html = "".join(f'<span class="badge tag">{escape(t)}</span>'
+        pid, name = p.id, escape_text(p.name)
+        badge_html = "".join(f'<span class="badge tag">{escape_text(t)}</span>'
                              for t in tags.get(pid, ()))
-        company = (f'<a href="{card(p.company_id)}">{escape(p.company_name or "")}</a>'
+        company = (f'<a href="{card(p.company_id)}">{escape_text(p.company_name or "")}</a>'
                    if p.company_id else "")
-        email = escape(p.email) if p.email else ""
+        email = escape_text(p.email) if p.email else ""
         mail = f'<a href="mailto:{email}">{email}</a>' if email else ""
         out.append(
             f'<tr id="partner-{pid}">\n'
             f'<td><input type="checkbox" name="ids" value="{pid}" '
-            f'aria-label="{escape(select % {"name": p.name})}"></td>\n'
+            f'aria-label="{escape_text(select % {"name": p.name})}"></td>\n'
             f'<td><a href="{card(pid)}">{name}</a>'
             f'{company_word if p.kind == "company" else ""}{badge_html}</td>\n'
             f'<td>{company}</td>\n'
-            f'<td class="nowrap">{escape(phone(p.phone))}</td>\n'
+            f'<td class="nowrap">{escape_text(phone(p.phone))}</td>\n'
             f'<td>{mail}</td>\n'
-            f'<td>{escape(p.city or "")}</td>\n'
+            f'<td>{escape_text(p.city or "")}</td>\n'
             f'<td>{badges.get(p.status, "")}</td>\n'
-            f'<td>{escape(owners.get(p.owner_id, ""))}</td>\n'
-            f'<td>{escape(p.segment or "")}</td>\n')
+            f'<td>{escape_text(owners.get(p.owner_id, ""))}</td>\n'
+            f'<td>{escape_text(p.segment or "")}</td>\n')
         if list_fields:
             values: Mapping[int, Any] = custom.get(pid, {})
-            out.append("".join(f"<td>{escape(cf.display(f, values.get(f.id)))}</td>"
+            out.append("".join(f"<td>{escape_text(cf.display(f, values.get(f.id)))}</td>"
                                for f in list_fields))
         out.append("</tr>\n")
     return Markup("".join(out))  # noqa: S704 - every value above is escaped

@@ -14,7 +14,7 @@ import phonenumbers
 from flask import current_app
 from sqlalchemy import Select, and_, delete, insert, intersect, or_, select
 
-from core.api import db, visible
+from core.api import company_details, db, visible
 
 from .folding import fold, sort_keys, tokens
 from .models import Partner, PartnerEmail, PartnerPhone, SearchToken
@@ -42,8 +42,12 @@ def person_name(first: str | None, last: str | None, middle: str | None = None,
 
 
 def default_region() -> str | None:
-    """Region for numbers typed without a country code (`BIRGA_PHONE_REGION`, e.g. `LV`)."""
-    return current_app.config.get("BIRGA_PHONE_REGION")
+    """Region for numbers typed without a country code: `BIRGA_PHONE_REGION` (e.g. `LV`),
+    else the firm's own country (Settings → Company details, which falls back to
+    `BIRGA_COMPANY_COUNTRY`, LV), so a local number typed at a Riga desk ("29 123 456") is
+    stored as +37129123456 rather than as raw digits."""
+    region = current_app.config.get("BIRGA_PHONE_REGION") or company_details()["country"]
+    return str(region).upper()
 
 
 def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
@@ -149,12 +153,16 @@ def _length_result(code: int, metadata: phonenumbers.PhoneMetadata, national: st
 
 
 def display_phone(e164: str | None, region: str | None = None) -> str:
-    """National format for numbers of the firm's own region, international for the others."""
+    """National format for numbers of the firm's own region, international for the others.
+
+    Only a configured `BIRGA_PHONE_REGION` counts as "own" here: the firm's country is a
+    default for reading numbers typed without a code, not a reason to change how every stored
+    number is shown."""
     if not e164:
         return ""
     if not e164.startswith("+"):
         return e164
-    return _formatted_phone(e164, region or default_region())
+    return _formatted_phone(e164, region or current_app.config.get("BIRGA_PHONE_REGION"))
 
 
 @lru_cache(maxsize=65536)
@@ -202,9 +210,11 @@ def set_phones(partner: Partner, numbers: Iterable[tuple[str, str] | str]) -> No
     """Replace the partner's phones; the first is the primary copied onto the partner."""
     partner.phones.clear()
     seen: set[str] = set()
+    # The contact's own country, when known, reads its local numbers better than the firm's.
+    region = (partner.country or "").strip().upper() or None
     for seq, item in enumerate(numbers):
         raw, kind = (item, "mobile") if isinstance(item, str) else item
-        number = normalize_phone(raw)
+        number = normalize_phone(raw, region)
         if number and number not in seen:
             seen.add(number)
             partner.phones.append(PartnerPhone(number=number, kind=kind, sequence=seq))

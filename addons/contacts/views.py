@@ -35,7 +35,7 @@ from core.forms import ActionForm
 from core.locking import save_or_conflict
 
 from . import custom_fields as cf
-from . import listing, services
+from . import listing, picker, services
 from .duplicates import find_duplicates
 from .forms import (
     EMAIL_KINDS,
@@ -123,13 +123,18 @@ def companies():
 @permission_required("contacts.read")
 def company_lookup():
     """Companies whose name starts like `q` (the form's company field suggests them)."""
-    q = (request.args.get("q") or "").strip()
-    if len(q) < 2:
-        return jsonify([])
-    query = services.visible_like(q, "company")
-    lang = listing.sort_language()
-    rows = db.session.scalars(query.order_by(getattr(Partner, f"sort_{lang}")).limit(15))
-    return jsonify([{"id": p.id, "name": p.name} for p in rows])
+    return jsonify([{"id": p.id, "name": p.name}
+                    for p in picker.suggest((request.args.get("q") or "")[:100], "company")])
+
+
+@bp.route("/lookup.json")
+@permission_required("contacts.read")
+def lookup():
+    """Suggestions for other addons' client fields (`picker`): visible people, companies or
+    both (`kind` absent) whose name starts like `q`, with the city to tell namesakes apart."""
+    kind = request.args.get("kind") or None
+    rows = picker.suggest((request.args.get("q") or "")[:100], kind)
+    return jsonify([{"id": p.id, "name": p.name, "city": p.city or ""} for p in rows])
 
 
 # -- saved filters -------------------------------------------------------------------------

@@ -26,5 +26,8 @@ def init_app(app: Flask, addon: AddonContext) -> None:
     addon.menu("documents.products", _l("Products"), "documents.products", parent="documents",
                sequence=20, permission="documents.read")
     addon.hook("contacts.card.sidebar", views.render_partner_offers, sequence=30)
+    from . import dashboard
+
+    addon.hook("core.dashboard", dashboard.render_dashboard, sequence=40)
     if "pipeline" in app.extensions["birga"].addons_by_name:
         addon.hook("pipeline.deal.main", views.render_deal_offers, sequence=20)

@@ -99,4 +99,12 @@ def load() -> None:
                          discount=discount)
         for state in states:
             svc.change_state(offer, state, user=owner)
+    # Sent offers whose validity ends in a few days, for the first users' start pages.
+    for index, owner in enumerate(users[:2]):
+        offer = svc.create_offer(partners[(index + 1) % len(partners)], user=owner,
+                                 currency="EUR", offer_date=today - timedelta(days=25),
+                                 valid_until=today + timedelta(days=3 + index),
+                                 payment_terms="14 days net")
+        svc.add_line(offer, product=products[0], quantity="3", discount="0")
+        svc.change_state(offer, "sent", user=owner)
     db.session.commit()

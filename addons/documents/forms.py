@@ -12,7 +12,6 @@ from wtforms import (
     BooleanField,
     DateField,
     HiddenField,
-    IntegerField,
     SelectField,
     StringField,
     TextAreaField,
@@ -60,9 +59,18 @@ class ImportForm(FlaskForm):
     valid_from = DateField(_l("Prices valid from"), validators=[DataRequired()])
 
 
+def optional_id(value: object) -> int | None:
+    """A select's value as a record id; the empty choice (and anything malformed) is None."""
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() else None
+
+
 class OfferForm(FlaskForm):
-    partner_id = IntegerField(_l("Client"), validators=[DataRequired()])
-    deal_id = IntegerField(_l("Deal"), validators=[Optional()])
+    #: The client: a name typed or picked from suggestions (contacts' `picker`), and its id.
+    partner_name = StringField(_l("Client"), validators=[Optional(), Length(max=200)])
+    partner_id = HiddenField()
+    #: The client's deals when pipeline is enabled (choices set by the view).
+    deal_id = SelectField(_l("Deal"), coerce=optional_id, validate_choice=False)
     currency = StringField(_l("Currency"), validators=[DataRequired(), CURRENCY])
     lang = SelectField(_l("Language of the document"), choices=LANGUAGES)
     offer_date = DateField(_l("Offer date"), validators=[DataRequired()])

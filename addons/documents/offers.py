@@ -164,7 +164,7 @@ def create_offer(partner: Any, *, user: User | None = None, currency: str | None
                   amount_untaxed=Decimal(0), amount_tax=Decimal(0), amount_total=Decimal(0))
     db.session.add(offer)
     db.session.flush()
-    log_entry(MODEL, offer.id, "system", subject=_("Offer created"), author=user)
+    log_entry(MODEL, offer.id, "system", subject=_l("Offer created"), author=user)
     return offer
 
 
@@ -369,8 +369,8 @@ def change_state(offer: Offer, new_state: str, *, user: User | None = None) -> O
     offer.state = new_state
     db.session.flush()
     log_entry(MODEL, offer.id, "system", author=user,
-              subject=_("State: %(old)s → %(new)s", old=state_label(old),
-                        new=state_label(new_state))[:300])
+              subject=_l("State: %(old)s → %(new)s", old=STATE_LABELS.get(old, old),
+                         new=STATE_LABELS.get(new_state, new_state)))
     if new_state == "accepted":
         feed_deal(offer, user=user)
     return offer
@@ -408,10 +408,10 @@ def revise(offer: Offer, *, user: User | None = None) -> Offer:
     recompute(new)
     db.session.flush()
     log_entry(MODEL, offer.id, "system", author=user,
-              subject=_("Re-issued as revision %(revision)s", revision=new.revision))
+              subject=_l("Re-issued as revision %(revision)s", revision=new.revision))
     log_entry(MODEL, new.id, "system", author=user,
-              subject=_("Revision %(revision)s of %(number)s", revision=new.revision,
-                        number=new.number or ""))
+              subject=_l("Revision %(revision)s of %(number)s", revision=new.revision,
+                         number=new.number or ""))
     return new
 
 

@@ -22,10 +22,9 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from babel.numbers import get_currency_precision
-from flask import current_app
 from sqlalchemy import select
 
-from core.api import Currency, db, vat_rate
+from core.api import Currency, company_details, db, vat_rate
 
 from .models import Product, ProductPrice
 
@@ -36,8 +35,9 @@ HUNDRED = Decimal(100)
 
 
 def company_country() -> str:
-    """The seller's country, whose dated VAT rates apply (`BIRGA_COMPANY_COUNTRY`, LV)."""
-    return str(current_app.config.get("BIRGA_COMPANY_COUNTRY") or "LV").upper()
+    """The seller's country, whose dated VAT rates apply: the admin's company details (which
+    fall back to `BIRGA_COMPANY_COUNTRY`, LV), so the VAT and the PDF's seller agree."""
+    return company_details()["country"].upper()
 
 
 def currency_decimals(currency: str) -> int:

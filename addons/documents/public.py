@@ -26,6 +26,7 @@ from typing import Any
 from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 
@@ -34,7 +35,7 @@ from core.auth import _safe_next
 from core.i18n import LANGUAGES
 from core.models import User
 from core.storage import Attachment
-from core.timeline import TimelineEntry
+from core.timeline import TimelineEntry, day
 
 from .models import Offer
 from .views import bp
@@ -84,8 +85,8 @@ def issue_link(offer: Offer, *, user: User | None = None, days: int | None = Non
     offer.public_expires_at = utcnow() + timedelta(days=days or link_days())
     db.session.flush()
     log_entry(MODEL, offer.id, "system", author=user,
-              subject=_("Public link issued, valid until %(date)s",
-                        date=offer.public_expires_at.date().isoformat()))
+              subject=_l("Public link issued, valid until %(date)s",
+                         date=day(offer.public_expires_at)))
     return public_url(offer)
 
 
@@ -102,7 +103,7 @@ def revoke_link(offer: Offer, *, user: User | None = None) -> None:
     offer.public_nonce = secrets.token_urlsafe(24)
     offer.public_expires_at = None
     db.session.flush()
-    log_entry(MODEL, offer.id, "system", author=user, subject=_("Public link revoked"))
+    log_entry(MODEL, offer.id, "system", author=user, subject=_l("Public link revoked"))
 
 
 def resolve(token: str) -> Offer:
@@ -163,10 +164,8 @@ def _log_first_view(offer: Offer) -> None:
         TimelineEntry.model == MODEL, TimelineEntry.record_id == offer.id,
         TimelineEntry.kind == "system"))
     if not any(subject and subject.endswith(marker) for subject in subjects):
-        with force_locale(_office_language()):
-            log_entry(MODEL, offer.id, "system",
-                      subject=_("The client opened the public link %(marker)s",
-                                marker=marker))
+        log_entry(MODEL, offer.id, "system",
+                  subject=_l("The client opened the public link %(marker)s", marker=marker))
         db.session.commit()
 
 
@@ -230,12 +229,12 @@ def public_answer(token: str):
             return redirect(url_for("documents.public_offer", token=token))
         new_state = "accepted" if decision == "accept" else "declined"
         comment = (request.form.get("comment") or "").strip()[:2000]
-        with force_locale(_office_language()):
+        with force_locale(_office_language()):  # the text kept beside the message
             service.change_state(offer, new_state)
             log_entry(MODEL, offer.id, "system", comment,
-                      subject=_("Accepted by the client through the public link")
+                      subject=_l("Accepted by the client through the public link")
                       if new_state == "accepted"
-                      else _("Declined by the client through the public link"))
+                      else _l("Declined by the client through the public link"))
         db.session.commit()
         flash(_("Thank you: you accepted the offer.") if new_state == "accepted"
               else _("Thank you: you declined the offer."), "success")

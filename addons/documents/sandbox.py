@@ -24,7 +24,6 @@ from typing import Any
 
 from babel.dates import format_date as babel_date
 from babel.numbers import format_currency, format_decimal
-from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from jinja2 import Template, TemplateError, TemplateSyntaxError, UndefinedError
@@ -152,25 +151,17 @@ def labels(lang: str) -> dict[str, str]:
             "notes": _("Notes"), "signature": _("Signature"), "name_title": _("Name, title"),
             "stamp": _("Stamp"), "page": _("Page"), "of": _("of"), "phone": _("Phone"),
             "email": _("E-mail"), "contract": _("Contract"), "letter": _("Letter"),
-            "base": _("Base"),
+            "base": _("Base"), "iban": _("IBAN"), "bic": _("SWIFT/BIC"),
+            "website": _("Website"),
         }
 
 
 def company_context() -> dict[str, Any]:
-    """The seller, from the instance configuration (`BIRGA_COMPANY_*`)."""
-    cfg = current_app.config
-    return {
-        "name": str(cfg.get("BIRGA_COMPANY_NAME") or "Birga"),
-        "address": str(cfg.get("BIRGA_COMPANY_ADDRESS") or ""),
-        "vat": str(cfg.get("BIRGA_COMPANY_VAT") or ""),
-        "registration_no": str(cfg.get("BIRGA_COMPANY_REGISTRATION_NO") or ""),
-        "bank": str(cfg.get("BIRGA_COMPANY_BANK") or ""),
-        "phone": str(cfg.get("BIRGA_COMPANY_PHONE") or ""),
-        "email": str(cfg.get("BIRGA_COMPANY_EMAIL") or ""),
-        "country": str(cfg.get("BIRGA_COMPANY_COUNTRY") or "LV"),
-        #: A URL our fetcher serves (`/static/...`, `/documents/static/...`) or a `data:` URL.
-        "logo": str(cfg.get("BIRGA_COMPANY_LOGO") or ""),
-    }
+    """The seller: Settings → Company details, each empty field from `BIRGA_COMPANY_*`.
+    `logo` is a `data:` URL or a URL our fetcher serves (`/static/...`)."""
+    from core.api import company_details
+
+    return dict(company_details())
 
 
 PARTNER_FIELDS = ("id", "kind", "name", "first_name", "last_name", "middle_name", "company_name",

@@ -27,6 +27,7 @@ from typing import Any
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from jinja2 import TemplateNotFound
 from markupsafe import Markup
@@ -135,10 +136,9 @@ def _log_mail(offer: Offer, message: EmailMessage, recipient: str, user: User | 
     content = part.get_content() if part is not None else ""
     body = sanitize(content) if part is not None and part.get_content_subtype() == "html" \
         else sanitize(paragraphs(content))
-    shown = _("To: %(recipients)s", recipients=recipient)
-    entry = log_entry(MODEL, offer.id, "email", "", subject=str(message["Subject"])[:300],
-                      author=user)
-    entry.body = sanitize(str(Markup("<p>%s</p>") % shown) + body)
+    # The subject is what the client received (user data); the "To:" line is a message.
+    log_entry(MODEL, offer.id, "email", [_l("To: %(recipients)s", recipients=recipient), body],
+              subject=str(message["Subject"])[:300], author=user)
 
 
 def _sent_file(offer: Offer) -> StoredFile | None:

@@ -16,7 +16,7 @@ Template hooks this addon offers (colleagues contribute with `addon.hook(name, .
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from typing import Any
 
@@ -28,6 +28,7 @@ from markupsafe import Markup
 from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
+from addons.contacts import picker
 from addons.contacts.models import Partner
 from core.api import (
     RateNotFound,
@@ -51,11 +52,12 @@ from .forms import (
     PriceForm,
     ProductForm,
     language_rows,
+    optional_id,
 )
 from .models import STATE_LABELS, Offer, OfferLine, Product, ProductPrice
 from .pricing import company_country
 from .products_import import import_products
-from .rows import product_rows
+from .rows import offer_rows, product_rows
 
 bp = Blueprint("documents", __name__, static_folder="static")
 
@@ -99,7 +101,6 @@ def _commit_or_conflict() -> bool:
 # statement of this size each request cost more than running it). They select only the shown
 # columns, count the matching rows for the pager in the same query, and run on the session's
 # connection (`read`: for display, without the ORM's machinery).
-@cache
 @cache
 def _products_statement(search: bool) -> Select:
     like = bindparam("like")
@@ -282,9 +283,10 @@ def product_import():
 @permission_required("documents.read")
 def offers():
     state = request.args.get("state") or ""
-    conditions = [Offer.is_current.is_(True)]
-    if state in STATE_LABELS:
-        conditions.append(Offer.state == state)
+    owner = "me" if request.args.get("owner") == "me" else ""
+    expiring = request.args.get("expiring", type=int)
+    expiring = expiring if expiring and 0 < expiring <= MAX_EXPIRING_DAYS else None
+    conditions = offer_conditions(state=state, owner=owner, expiring=expiring)
     page = max(request.args.get("page", 1, type=int), 1)
     # The ids of the page among the offers the record rule lets the user see, then their rows.
     order = read(scoped(_offers_order().where(*conditions), model=Offer)
@@ -295,9 +297,33 @@ def offers():
     total = _total(order, page, lambda: scoped(select(func.count(Offer.id)).where(*conditions),
                                                model=Offer))
     state_names = {code: str(label) for code, label in STATE_LABELS.items()}
-    return render_template("documents/offers.html", offers=rows, state=state,
-                           states=state_names, page=page, total=total, pages=_pages(total),
-                           number=svc.number_formatter(), fmt=formatters())
+    extra = {k: v for k, v in (("owner", owner), ("expiring", expiring)) if v}
+    empty = _("No offers match these filters.") if state or extra else _("No offers yet.")
+    return render_template("documents/offers.html", state=state, states=state_names,
+                           rows=offer_rows(rows, svc.number_formatter(), formatters(),
+                                           state_names, empty),
+                           page=page, total=total, pages=_pages(total), extra=extra,
+                           extra_query="".join(f"&{k}={v}" for k, v in extra.items()))
+
+
+#: The longest "validity ends within N days" the offer list accepts (`?expiring=N`).
+MAX_EXPIRING_DAYS = 366
+
+
+def offer_conditions(*, state: str = "", owner: str = "", expiring: int | None = None,
+                     user: Any = None, today: date | None = None) -> list[Any]:
+    """The offer list's filters as WHERE conditions (the record rule is added by `scoped`):
+    a state, `owner="me"` (the user's own offers) and `expiring` (valid until today or one of
+    the next N days). The dashboard counts with the same conditions it links to."""
+    conditions: list[Any] = [Offer.is_current.is_(True)]
+    if state in STATE_LABELS:
+        conditions.append(Offer.state == state)
+    if owner == "me":
+        conditions.append(Offer.owner_id == (user or current_user).id)
+    if expiring:
+        start = today or _today()
+        conditions.append(Offer.valid_until.between(start, start + timedelta(days=expiring)))
+    return conditions
 
 
 def _deal_or_404(deal_id: int | None) -> int | None:
@@ -316,18 +342,18 @@ def _deal_or_404(deal_id: int | None) -> int | None:
 def offer_new():
     form = OfferForm()
     if request.method == "GET":
-        partner_id = request.args.get("partner_id", type=int)
-        form.partner_id.data = partner_id
+        partner = picker.visible_partner(request.args.get("partner_id", type=int))
+        _show_client(form, partner)
         form.deal_id.data = request.args.get("deal_id", type=int)
         form.currency.data = company_currency()
         form.offer_date.data = _today()
-        partner = get_or_404(Partner, partner_id) if partner_id else None
         form.lang.data = _document_lang(partner, dict(form.lang.choices))
-    if form.validate_on_submit():
-        partner = get_or_404(Partner, form.partner_id.data)
+    valid = form.validate_on_submit()  # first: validation resets the fields' errors
+    client = _resolve_client(form) if request.method == "POST" else None
+    if valid and client is not None:
         try:
             offer = svc.create_offer(
-                partner, user=current_user, currency=form.currency.data,
+                client, user=current_user, currency=form.currency.data,
                 lang=form.lang.data, deal_id=_deal_or_404(form.deal_id.data),
                 offer_date=form.offer_date.data, valid_until=form.valid_until.data,
                 payment_terms=form.payment_terms.data or None, notes=form.notes.data or None)
@@ -337,9 +363,7 @@ def offer_new():
         else:
             db.session.commit()
             return redirect(url_for(".offer", offer_id=offer.id))
-    partners = _partner_choices()
-    return render_template("documents/offer_form.html", form=form, offer=None,
-                           partners=partners)
+    return _offer_form(form, None, client)
 
 
 def _document_lang(partner: Partner | None, choices: dict[str, Any]) -> str:
@@ -352,9 +376,52 @@ def _document_lang(partner: Partner | None, choices: dict[str, Any]) -> str:
     return "en"
 
 
-def _partner_choices() -> list[Partner]:
-    return list(db.session.scalars(visible(Partner).where(Partner.active.is_(True))
-                                   .order_by(Partner.name).limit(500)))
+def _show_client(form: OfferForm, partner: Partner | None) -> None:
+    form.partner_id.data = str(partner.id) if partner is not None else ""
+    form.partner_name.data = partner.name if partner is not None else ""
+
+
+def _resolve_client(form: OfferForm, offer: Offer | None = None) -> Partner | None:
+    """The client the posted name and id mean (`contacts.picker`: contacts outside the user's
+    record rules are "not found"); None with the field's error set when there is none."""
+    typed = request.form.get("partner_name") if "partner_name" in request.form else None
+    result = picker.resolve(typed, request.form.get("partner_id"), None,
+                            current_id=offer.partner_id if offer is not None else None)
+    form.client_choices = result.candidates
+    if result.partner is None:
+        form.partner_name.errors = [*form.partner_name.errors,
+                                    result.error or _("Choose the client.")]
+        form.partner_id.data = ""
+        return None
+    form.partner_id.data = str(result.partner.id)
+    return result.partner
+
+
+def _deal_choices(client: Partner | None, current: int | None) -> list[tuple[int | str, str]]:
+    """The deals an offer for `client` may belong to: the client's (and its company's) deals
+    the user may see, newest first, and the offer's present deal. Empty without pipeline."""
+    if not svc.pipeline_enabled():
+        return []
+    from addons.pipeline.models import Deal  # lazy: pipeline is optional
+
+    wanted = [Deal.id == current] if current else []
+    if client is not None:
+        wanted += [Deal.partner_id == client.id, Deal.company_id == client.id]
+        if client.company_id:
+            wanted.append(Deal.company_id == client.company_id)
+    rows = db.session.execute(visible(Deal).with_only_columns(Deal.id, Deal.title)
+                              .where(or_(*wanted)).order_by(Deal.id.desc()).limit(50)
+                              ) if wanted else []
+    return [("", "—"), *((deal_id, title) for deal_id, title in rows)]
+
+
+def _offer_form(form: OfferForm, offer: Offer | None, client: Partner | None):
+    """The offer form page; `client` (resolved or the offer's) chooses the deals offered."""
+    if client is None and form.partner_id.data:
+        client = picker.visible_partner(optional_id(form.partner_id.data))
+    form.deal_id.choices = _deal_choices(client, form.deal_id.data)
+    return render_template("documents/offer_form.html", form=form, offer=offer,
+                           client_choices=getattr(form, "client_choices", None))
 
 
 @bp.route("/offers/<int:offer_id>/edit", methods=["GET", "POST"])
@@ -365,11 +432,17 @@ def offer_edit(offer_id: int):
         flash(_("Only a draft can be changed; re-issue the offer as a new revision."), "error")
         return redirect(url_for(".offer", offer_id=offer.id))
     form = OfferForm(obj=offer)
-    if form.validate_on_submit():
+    if request.method == "GET":
+        # A client outside the user's rules keeps its id but shows no name.
+        shown = picker.visible_partner(offer.partner_id)
+        form.partner_id.data = str(offer.partner_id)
+        form.partner_name.data = shown.name if shown is not None else ""
+    valid = form.validate_on_submit()  # first: validation resets the fields' errors
+    client = _resolve_client(form, offer) if request.method == "POST" else None
+    if valid and client is not None:
         if _version_ok(offer):
-            partner = get_or_404(Partner, form.partner_id.data)
             try:
-                svc.update_offer(offer, partner_id=partner.id,
+                svc.update_offer(offer, partner_id=client.id,
                                  currency=form.currency.data.upper(), lang=form.lang.data,
                                  offer_date=form.offer_date.data,
                                  valid_until=form.valid_until.data,
@@ -384,8 +457,7 @@ def offer_edit(offer_id: int):
                     flash(_("Offer saved."), "success")
                 return redirect(url_for(".offer", offer_id=offer_id))
     form.version.data = offer.version
-    return render_template("documents/offer_form.html", form=form, offer=offer,
-                           partners=_partner_choices())
+    return _offer_form(form, offer, client)
 
 
 def _line_form(offer: Offer) -> LineForm:

@@ -33,6 +33,9 @@ def init_app(app: Flask, addon: AddonContext) -> None:
     addon.menu("settings.lost_reasons", _l("Lost reasons"), "pipeline.lost_reasons",
                parent="settings", sequence=61, permission="pipeline.manage")
     addon.hook("contacts.card.sidebar", hooks.render_partner_deals, sequence=20)
+    from . import dashboard
+
+    addon.hook("core.dashboard", dashboard.render_dashboard, sequence=30)
     hooks.connect_signals()
 
     from .leads import init_leads

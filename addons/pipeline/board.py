@@ -47,6 +47,8 @@ class DealFilters:
     no_next: bool = False
     q: str = ""
     stage: int | None = None
+    #: Only deals in an open stage (not won, not lost): the dashboard's "open deals" links.
+    open: bool = False
 
     @classmethod
     def parse(cls, args: Mapping[str, Any]) -> DealFilters:
@@ -59,13 +61,14 @@ class DealFilters:
 
         return cls(owner=number("owner"), team=number("team"), tag=number("tag"),
                    no_next=str(args.get("no_next") or "") in ("1", "on", "true", "yes"),
-                   q=str(args.get("q") or "").strip()[:100], stage=number("stage"))
+                   q=str(args.get("q") or "").strip()[:100], stage=number("stage"),
+                   open=str(args.get("open") or "") in ("1", "on", "true", "yes"))
 
     def args(self) -> dict[str, Any]:
         """Non-empty filters as query-string arguments (for links that keep them)."""
         values = {"owner": self.owner, "team": self.team, "tag": self.tag,
                   "no_next": "1" if self.no_next else None, "q": self.q or None,
-                  "stage": self.stage}
+                  "stage": self.stage, "open": "1" if self.open else None}
         return {k: v for k, v in values.items() if v}
 
     @property
@@ -87,6 +90,8 @@ class DealFilters:
                                                               autoescape=True))
         if self.stage:
             stmt = stmt.where(Deal.stage_id == self.stage)
+        if self.open:
+            stmt = stmt.where(Deal.stage_id.in_(select(Stage.id).where(Stage.kind == "open")))
         return stmt
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 
@@ -22,7 +23,7 @@ from core.api import (
     set_exchange_rate,
 )
 
-from .models import LostReason, Tag
+from .models import Lead, LostReason, Tag
 from .state import create_deal, move_deal, seed_defaults
 
 COMPANIES = (("Daugava Būve SIA", "LV", "EUR"), ("ООО «Северный Строй»", "RU", "RUB"),
@@ -89,7 +90,24 @@ def load() -> None:
             elif target.id != deal.stage_id:
                 move_deal(deal, target, user=owner, via="import")
             index += 1
+    _leads(pipeline)
     db.session.commit()
+
+
+#: (name, company, e-mail, subject): new requests nobody has taken yet, for the inbox and the
+#: managers' start page.
+DEMO_LEADS = (("Laura Ozola", "SIA Zaļā Māja", "laura@zala-maja.example",
+               "Price request for 40 office desks"),
+              ("Сергей Ким", "ТОО «Степь Агро»", "kim@step-agro.example",
+               "Need a quote for warehouse racks"))
+
+
+def _leads(pipeline: Any) -> None:
+    for name, company, email, subject in DEMO_LEADS:
+        if db.session.scalar(select(Lead.id).where(Lead.email == email)) is None:
+            db.session.add(Lead(channel="web", status="new", pipeline_id=pipeline.id,
+                                name=name, company_name=company, email=email,
+                                subject=subject, message=subject + ".", payload={}))
 
 
 def _demo_rates() -> None:

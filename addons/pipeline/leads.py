@@ -96,8 +96,8 @@ def create_lead(*, channel: str, pipeline: Pipeline | None = None, name: str | N
     db.session.add(lead)
     db.session.flush()
     log_entry(MODEL, lead.id, "system",
-              _("Received through: %(channel)s", channel=CHANNEL_LABELS[channel]),
-              subject=_("Lead received"), author=author)
+              _l("Received through: %(channel)s", channel=CHANNEL_LABELS[channel]),
+              subject=_l("Lead received"), author=author)
     if owner is None and assign:
         assign_lead(lead, pipeline, country=country, by=author)
     return lead
@@ -107,7 +107,7 @@ def dismiss_lead(lead: Lead, *, user: User | None, note: str = "") -> None:
     if lead.status != "new":
         raise LeadError(_("Only a new lead can be dismissed."))
     lead.status = "dismissed"
-    log_entry(MODEL, lead.id, "system", note, subject=_("Lead dismissed"), author=user)
+    log_entry(MODEL, lead.id, "system", note, subject=_l("Lead dismissed"), author=user)
 
 
 # -- conversion ------------------------------------------------------------------------------
@@ -236,9 +236,9 @@ def convert_lead(lead: Lead, *, user: User | None, person: Any = None, company: 
     lead.partner_id = person_obj.id if person_obj else (company_obj.id if company_obj else None)
     if lead.message:
         log_entry("pipeline.deal", deal.id, "note", lead.message,
-                  subject=lead.subject or _("Original request"), author=user)
-    log_entry(MODEL, lead.id, "system", "", subject=_("Converted to deal: %(title)s",
-                                                      title=deal.title)[:300], author=user)
+                  subject=lead.subject or _l("Original request"), author=user)
+    log_entry(MODEL, lead.id, "system", "", subject=_l("Converted to deal: %(title)s",
+                                                       title=deal.title), author=user)
     return deal
 
 

@@ -30,8 +30,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from flask_babel import force_locale, ngettext
+from flask_babel import force_locale, lazy_ngettext
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, exists, false, func, or_, select, update
 
 from core.activities import as_utc, now
@@ -140,14 +141,17 @@ def stale_deals(pipeline: Pipeline, moment: datetime | None = None, *,
 
 
 # -- moving owners ---------------------------------------------------------------------------
-def _reason_text(reason: str, pipeline: Pipeline) -> str:
+def _reason_text(reason: str, pipeline: Pipeline) -> Any:
+    """Lazy: a timeline entry keeps it for each reader, a notification renders it now."""
     if reason == "no_activity":
         days = pipeline.stale_no_activity_days or 0
-        return ngettext("no activity for %(num)d day", "no activity for %(num)d days", days)
+        return lazy_ngettext("no activity for %(num)d day", "no activity for %(num)d days",
+                             days)
     if reason == "no_next_step":
         days = pipeline.stale_no_next_step_days or 0
-        return ngettext("no next step for %(num)d day", "no next step for %(num)d days", days)
-    return _("a manager's decision")
+        return lazy_ngettext("no next step for %(num)d day", "no next step for %(num)d days",
+                             days)
+    return _l("a manager's decision")
 
 
 def _language(user: User) -> str:
@@ -183,9 +187,9 @@ def reclaim(pipeline: Pipeline, deals: list[tuple[int, str]], *, by: User | None
         db.session.add(OwnerMove(deal_id=deal.id, from_user_id=old_owner.id, to_user_id=None,
                                  reason=reason, by_user_id=by.id if by else None, at=moment))
         log_entry(DEAL_MODEL, deal.id, "system",
-                  _("Taken from %(user)s back to the pool: %(reason)s.",
-                    user=old_owner.display_name, reason=why),
-                  subject=_("Reclaimed: %(reason)s", reason=why)[:300], author=by)
+                  _l("Taken from %(user)s back to the pool: %(reason)s.",
+                     user=old_owner.display_name, reason=why),
+                  subject=_l("Reclaimed: %(reason)s", reason=why), author=by)
         with force_locale(_language(old_owner)):
             text = _("%(deal)s went back to the pool: %(reason)s.", deal=deal.title,
                      reason=_reason_text(reason, pipeline))
@@ -274,12 +278,12 @@ def assign_pool(pipeline: Pipeline, *, by: User | None = None,
                                  by_user_id=by.id if by else None, at=moment))
         old = db.session.get(User, old_id) if old_id is not None else None
         if old is not None:
-            body = _("Reassigned from the pool to %(user)s (was %(old)s's).",
-                     user=picked.display_name, old=old.display_name)
+            body = _l("Reassigned from the pool to %(user)s (was %(old)s's).",
+                      user=picked.display_name, old=old.display_name)
         else:
-            body = _("Reassigned from the pool to %(user)s.", user=picked.display_name)
+            body = _l("Reassigned from the pool to %(user)s.", user=picked.display_name)
         log_entry(DEAL_MODEL, deal.id, "system", body,
-                  subject=_("Reassigned by rotation")[:300], author=by)
+                  subject=_l("Reassigned by rotation"), author=by)
         with force_locale(_language(picked)):
             text = _("%(deal)s is yours now (stale-deal rotation).", deal=deal.title)
         notify(picked, text, record_link(DEAL_MODEL, deal.id))

@@ -28,6 +28,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from core.api import User, db, log_entry, utcnow
+from core.timeline import localized, money
 
 from .models import Deal, LostReason, Pipeline, Stage, StageChange
 
@@ -111,6 +112,22 @@ def lost_reason_label(reason: LostReason) -> str:
 
 def pipeline_label(pipeline: Pipeline) -> str:
     return _label(pipeline.name, None)
+
+
+def _title(name: str, labels: dict | None) -> Any:
+    """A name as a timeline message parameter, shown like `_label` for each reader."""
+    seeded = SEEDED_TITLES.get(name)
+    default = seeded if seeded is not None else name
+    return localized(labels, default) if labels else default
+
+
+def stage_title(stage: Stage) -> Any:
+    """`stage_label` kept for each reader: for lazy messages such as timeline entries."""
+    return _title(stage.name, stage.labels)
+
+
+def lost_reason_title(reason: LostReason) -> Any:
+    return _title(reason.name, reason.labels)
 
 
 # -- seeding ---------------------------------------------------------------------------------
@@ -270,21 +287,20 @@ def move_deal(deal: Deal, stage: Stage | int, *, user: User | None = None, via: 
 
 def _log_move(deal: Deal, source: Stage | None, target: Stage, reason: LostReason | None,
               user: User | None) -> None:
+    # Lazy messages: each reader sees the line in her language (core.messages).
     if source is None:
-        subject = _("Stage: %(stage)s", stage=stage_label(target))
+        subject = _l("Stage: %(stage)s", stage=stage_title(target))
     else:
-        subject = _("Stage: %(old)s → %(new)s", old=stage_label(source),
-                    new=stage_label(target))
-    body = ""
+        subject = _l("Stage: %(old)s → %(new)s", old=stage_title(source),
+                     new=stage_title(target))
+    body: list[Any] = []
     if target.kind == "lost" and reason is not None:
-        body = _("Lost reason: %(reason)s", reason=lost_reason_label(reason))
+        body.append(_l("Lost reason: %(reason)s", reason=lost_reason_title(reason)))
         if deal.lost_note:
-            body += "\n\n" + deal.lost_note
+            body.append(deal.lost_note)  # the user's own words, kept as typed
     elif target.kind == "won":
-        from core.formatting import format_money
-
-        body = _("Won: %(amount)s", amount=format_money(deal.amount or 0, deal.currency))
-    log_entry("pipeline.deal", deal.id, "system", body, subject=subject[:300], author=user)
+        body.append(_l("Won: %(amount)s", amount=money(deal.amount or 0, deal.currency)))
+    log_entry("pipeline.deal", deal.id, "system", body, subject=subject, author=user)
 
 
 def create_deal(*, title: str, pipeline: Pipeline | int | None = None,

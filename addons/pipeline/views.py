@@ -35,6 +35,7 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import func, literal, null, select, union_all
 
+from addons.contacts import picker
 from core.api import (
     User,
     audit,
@@ -49,7 +50,6 @@ from core.locking import save_or_conflict
 from core.security import Team
 
 from . import board as boardq
-from . import picker
 from .cards import CardHtml, RowHtml, stage_options
 from .forms import DealForm, MoveForm, QuickCreateForm, fill_deal_form, fill_move_form
 from .models import Deal, LostReason, Pipeline, Stage, Tag
@@ -418,15 +418,6 @@ def _deal_form(deal: Deal | None, pipeline: Pipeline) -> DealForm:
 def _lost_stage_ids(pipeline: Pipeline) -> list[int]:
     """The stages whose choice asks for a lost reason (the form shows those fields then)."""
     return [s.id for s in pipeline.stages if s.kind == "lost"]
-
-
-@bp.route("/contacts.json")
-@permission_required("pipeline.write")
-def contact_lookup():
-    """Suggestions for the deal form's client fields: visible people or companies like `q`."""
-    kind = request.args.get("kind", "person")
-    rows = picker.suggest((request.args.get("q") or "")[:100], kind)
-    return jsonify([{"id": p.id, "name": p.name, "city": p.city or ""} for p in rows])
 
 
 def _check_partners(form: DealForm, deal: Deal | None = None) -> bool:

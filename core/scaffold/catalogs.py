@@ -12,7 +12,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po, write_po
 
-from core.i18n import DOMAIN, TRANSLATED
+from core.i18n import DOMAIN, MANIFEST_CONTEXT, TRANSLATED
 from core.i18n_tools import extract
 
 #: msgid (the singular for plural messages) -> language -> text, or one text per plural form
@@ -78,6 +78,13 @@ def write_catalogs(addon_dir: Path, title: str,
             if not message.id:
                 continue
             key = message.id[0] if message.pluralizable else message.id
+            if message.context == MANIFEST_CONTEXT:
+                # The partner's own title and summary: only they can translate them. Until
+                # they do, every language shows them as written (a brand name often stays so).
+                message.string = message.id
+                message.user_comments = ["Translate the addon's name or summary, unless it is "
+                                         "a brand name that stays as it is."]
+                continue
             text = TRANSLATIONS.get(key, {}).get(lang)
             if text is None:
                 raise MissingTranslation(f"No {lang} translation for the scaffold's {key!r}.")

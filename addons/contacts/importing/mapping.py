@@ -329,7 +329,8 @@ _DIRECT: dict[str, Callable[[Candidate, str, str], None]] = {
 
 class RowMapper:
     """Turns rows into `Candidate`s for one mapping; built once per run (the custom fields,
-    the mapping's plan per column and the phone region are worked out once, not per row)."""
+    the mapping's plan per column and the default phone region are worked out once, not per
+    row; a row's own country, when mapped, reads its local phone numbers)."""
 
     def __init__(self, mapping: dict[str, str], *, kind: str,
                  custom_fields: dict[str, CustomField] | None = None,
@@ -353,6 +354,8 @@ class RowMapper:
             else:
                 step = None
             self.steps.append((index, key, step))
+        # The country first: a row's local phone numbers are read in its own country.
+        self.steps.sort(key=lambda item: item[1] != "country")
 
     def convert(self, row_no: int, row: list[str]) -> Candidate:
         values: dict[str, Any] = {}
@@ -396,7 +399,8 @@ class RowMapper:
         phones = cand.phones
         parts = _PHONE_SPLIT.split(raw) if _PHONE_SEPARATORS.search(raw) else (raw,)
         for part in parts:
-            number, national = normalize_phone_parts(part, self.region)
+            number, national = normalize_phone_parts(
+                part, cand.values.get("country") or self.region)
             if number and number not in phones:
                 phones.append(number)
                 cand.nationals[number] = national

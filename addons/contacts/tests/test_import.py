@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
 from addons.contacts import services
 from addons.contacts.duplicates import find_duplicates
@@ -30,6 +30,7 @@ from addons.contacts.models import (
     SearchToken,
 )
 from core.api import User, db
+from core.testing import statements
 
 DATA = Path(__file__).parent / "data"
 GENERATOR = Path("/work/shared/bench/gen_dataset.py")
@@ -472,18 +473,10 @@ def people_rows(count: int) -> list[list[str]]:
 def test_a_big_import_into_a_small_table_builds_the_indexes_again(app, admin, monkeypatch):
     monkeypatch.setattr(runner, "REBUILD_MIN_ROWS", 10)
     indexes = index_definitions()
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", seen)
-    try:
+    with statements() as seen:
         batch = run_import(csv_bytes(people_rows(40)), "p.csv", admin)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", seen)
     assert batch.state == "done", batch.failure
-    dropped = [s for s in statements if s.startswith("DROP INDEX")]
+    dropped = [s for s in seen if s.startswith("DROP INDEX")]
     if db.engine.dialect.name == "sqlite":
         assert len(dropped) == len(runner.DEFERRED_INDEXES) == 13
         assert db.session.execute(text("PRAGMA integrity_check")).scalar() == "ok"
@@ -526,19 +519,11 @@ def test_an_import_into_a_bigger_table_keeps_its_indexes(app, admin, monkeypatch
     monkeypatch.setattr(runner, "REBUILD_MIN_ROWS", 10)
     first = run_import(csv_bytes(people_rows(30)), "p.csv", admin)
     assert first.state == "done", first.failure
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", seen)
-    try:
+    with statements() as seen:
         rows = [["First name", "Last name"]] + [[f"More{i}", "Ozols"] for i in range(12)]
         second = run_import(csv_bytes(rows), "more.csv", admin)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", seen)
     assert second.state == "done", second.failure
-    assert not [s for s in statements if s.startswith("DROP INDEX")]
+    assert not [s for s in seen if s.startswith("DROP INDEX")]
     assert len(search("ozols")) == 12
 
 
@@ -568,3 +553,17 @@ def test_a_big_import_leaves_the_planner_statistics_up_to_date(app, admin, monke
     db.session.rollback()
     assert planner_row_count("contacts_partner") == 50
     assert planner_row_count("contacts_search_token") > 50
+
+
+def test_local_phone_numbers_are_read_in_each_rows_country(app, admin):
+    """A Romanian client's "0721 234 567" is Romanian even when the sheet's phone column comes
+    before its country column and the installation's region is Russian."""
+    data = csv_bytes([["Name", "Phone", "Country"],
+                      ["Ana Țurcanu", "0721 234 567", "RO"],
+                      ["Jānis Bērziņš", "29 123 456", "LV"],
+                      ["Иван Петров", "8 916 123-45-67", ""]])
+    batch = run_import(data, "clients.csv", admin)
+    assert batch.state == "done", batch.state
+    assert by_name("Ana Țurcanu").phone == "+40721234567"
+    assert by_name("Jānis Bērziņš").phone == "+37129123456"
+    assert by_name("Иван Петров").phone == "+79161234567"  # no country: BIRGA_PHONE_REGION

@@ -6,12 +6,12 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from addons.contacts import services
 from addons.contacts.models import Partner, PartnerTag, SavedFilter, Tag
 from core.api import assign_roles, db, utcnow
-from core.testing import csrf_token
+from core.testing import csrf_token, statements
 
 pytestmark = pytest.mark.addons("contacts")
 
@@ -186,19 +186,10 @@ def test_pages_walk_the_sorted_list(admin, client):
 
 
 def _queries_for(app, client, url: str) -> int:
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):  # noqa: ANN001
-        statements.append(statement)
-
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements() as seen:
         response = client.get(url)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert response.status_code == 200
-    return len(statements)
+    return len(seen)
 
 
 @pytest.mark.parametrize("role", ["administrator", "salesperson"])
@@ -255,3 +246,22 @@ def test_a_row_shows_every_column_with_what_users_typed_escaped(admin, client):
     assert '<span class="muted kind">company</span>' in company_row
     assert '<a href="mailto:office@acme.lv">office@acme.lv</a>' in company_row
     assert "<td>Rīga &lt;i&gt;</td>" in company_row
+
+
+def test_page_and_sort_links_keep_every_filter():
+    """`ListParams.url` encodes the filters once per page; each link must still carry all of
+    them, exactly as encoding the whole query would."""
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    from addons.contacts.listing import ListParams
+
+    params = ListParams(q="Bērziņš & Co", status=["client", "prospect"], city="Rīga",
+                        custom={"cf_3": "ja"}, sort="-created", page=4)
+    for changes in ({"page": 5}, {"sort": "name", "page": 1}, {"per_page": 100, "page": 1},
+                    {}):
+        url = params.url("/contacts/", **changes)
+        assert url == "/contacts/?" + urlencode(params.args(**changes), doseq=True)
+        query = parse_qs(urlsplit(url).query)
+        assert query["q"] == ["Bērziņš & Co"] and query["status"] == ["client", "prospect"]
+    assert ListParams().url("/contacts/", page=1) == "/contacts/"
+    assert ListParams().url("/contacts/", page=2) == "/contacts/?page=2"

@@ -264,3 +264,27 @@ def test_merge_screen_refuses_without_csrf_a_stale_version_or_an_invisible_partn
     reader = app.test_client()
     login(reader, auditor)  # reads everything, may not write
     assert reader.get(f"/contacts/merge?ids={a.id}&ids={b.id}").status_code == 404
+
+
+def test_the_merge_line_reads_in_the_readers_language_with_names_escaped(app, client,
+                                                                          make_user, login):
+    from flask_babel import force_locale
+
+    from core.testing import acting_as
+
+    boris = make_user("boris", locale="ru")
+    liga = make_user("liga", locale="lv", is_admin=True)
+    survivor = partner(name="Ozola SIA", kind="company")
+    b = partner(name="<b>Ozola</b> <script>alert(1)</script>", kind="company")
+    with acting_as(app, boris), force_locale("ru"):
+        merge_partners(survivor.id, [b.id])
+        db.session.commit()
+    [entry] = db.session.scalars(select(TimelineEntry).where(
+        TimelineEntry.model == MODEL, TimelineEntry.record_id == survivor.id,
+        TimelineEntry.kind == "system")).all()
+    assert entry.subject == "Contacts merged"  # stored in the installation's language
+    login(client, liga)
+    html = client.get(f"/contacts/{survivor.id}").get_data(as_text=True)
+    assert "Kontakti apvienoti" in html and "Šajā kontaktā apvienoti:" in html
+    assert "Контакты" not in html
+    assert "<script>alert(1)" not in html and "&lt;b&gt;Ozola&lt;/b&gt;" in html

@@ -107,7 +107,7 @@ def test_without_pipeline_an_offer_with_a_deal_id_is_inert(app, make_user, login
 def test_without_pipeline_the_offer_form_refuses_a_deal(app, make_user, login):
     user = make_user("mara")
     assign_roles(user, "sales_manager")
-    partner = make_partner()
+    partner = make_partner(owner_id=user.id)  # hers: only the deal can be refused
     db.session.commit()
     client = app.test_client()
     login(client, user)
@@ -117,3 +117,22 @@ def test_without_pipeline_the_offer_form_refuses_a_deal(app, make_user, login):
         "lang": "lv", "offer_date": "2026-03-02"})
     assert response.status_code == 404
 
+
+
+def test_the_offer_form_offers_the_clients_deals(both, make_user, login):
+    from addons.pipeline.state import create_deal
+
+    user = make_user("mara")
+    assign_roles(user, "sales_manager")
+    deal, offer = deal_and_offer(user)
+    other = make_partner("SIA Cits", owner_id=user.id)
+    create_deal(title="Roof for SIA Cits", partner_id=other.id, owner_id=user.id)
+    offer.state = "draft"
+    db.session.commit()
+    client = both.test_client()
+    login(client, user)
+    page = client.get(f"/documents/offers/{offer.id}/edit").get_data(as_text=True)
+    assert f'<option selected value="{deal.id}">Windows for SIA Kalns' in page
+    assert "Roof for SIA Cits" not in page
+    page = client.get(f"/documents/offers/new?partner_id={other.id}").get_data(as_text=True)
+    assert "Roof for SIA Cits" in page and "Windows for SIA Kalns" not in page

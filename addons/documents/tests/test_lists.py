@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 from flask_babel import force_locale
-from sqlalchemy import event
 
 from addons.contacts.models import Partner
 from addons.documents import offers as svc
@@ -16,6 +15,7 @@ from addons.documents.models import Offer
 from addons.documents.tests.test_offers import make_partner, make_product
 from core.api import assign_roles, db
 from core.formatting import format_date, format_money
+from core.testing import statements
 
 pytestmark = pytest.mark.addons("documents")
 
@@ -50,22 +50,6 @@ def add_offers(owner, count: int, *, start: int = 0, **fields) -> list[Offer]:
 def offer_ids(html: str) -> list[int]:
     return [int(i) for i in re.findall(r'href="/documents/offers/(\d+)"', html)]
 
-
-class Statements:
-    """Counts the SQL statements the app's engine runs while active."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __enter__(self) -> Statements:
-        event.listen(db.engine, "before_cursor_execute", self._seen)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(db.engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, *args: object) -> None:
-        self.count += 1
 
 
 # -- offers ------------------------------------------------------------------------------------
@@ -153,15 +137,15 @@ def test_offer_list_runs_the_same_few_queries_for_any_number_of_rows(app, client
     add_offers(anna, 2)
     login(client, anna)
     client.get("/documents/offers")
-    with Statements() as few:
+    with statements() as few:
         client.get("/documents/offers")
     for i, offer in enumerate(add_offers(anna, 40, start=2)):
         if i % 2:  # another client for every other offer: names come in the same query
             offer.partner_id = make_partner(f"P{i}").id
     db.session.commit()
-    with Statements() as many:
+    with statements() as many:
         client.get("/documents/offers")
-    assert many.count == few.count <= 4
+    assert len(many) == len(few) <= 4
 
 
 # -- products ----------------------------------------------------------------------------------
@@ -201,14 +185,14 @@ def test_product_list_runs_the_same_few_queries_for_any_number_of_rows(app, clie
     db.session.commit()
     login(client, user_with(make_user, "mara", "sales_manager"))
     client.get("/documents/products")
-    with Statements() as few:
+    with statements() as few:
         client.get("/documents/products")
     for i in range(30):
         make_product(f"B-{i:02d}", prices={date(2020, 1, 1): "1", date(2021, 1, 1): "2"})
     db.session.commit()
-    with Statements() as many:
+    with statements() as many:
         client.get("/documents/products")
-    assert many.count == few.count <= 4
+    assert len(many) == len(few) <= 4
 
 
 

@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 from markupsafe import Markup
 
+from addons.contacts import services
+from addons.contacts.models import Partner
 from addons.documents import offers as svc
 from addons.documents.models import Offer
 from addons.documents.tests.test_offers import make_partner, make_product
@@ -306,3 +308,55 @@ def test_offer_page_names_the_language_and_puts_actions_first(app, client, make_
     assert foot.count('<th colspan="6">') == 5 and "€24.20" in foot
     css = client.get("/documents/static/documents.css")
     assert css.status_code == 200 and b".facts" in css.data
+
+
+def _new_offer(client, **fields):
+    csrf = csrf_token(client, "/documents/offers/new")
+    return client.post("/documents/offers/new", data={
+        "csrf_token": csrf, "currency": "EUR", "lang": "lv", "offer_date": "2026-03-02",
+        **fields})
+
+
+def test_the_client_is_found_by_the_typed_name_among_many(app, client, make_user, login):
+    """The form used to offer the first 500 contacts by name in a select: a firm's
+    Zvaigzne was out of reach. Now a typed name resolves against every contact."""
+    anna = salesperson(make_user)
+    for n in range(501):
+        db.session.add(Partner(kind="company", name=f"SIA Ābele {n:03}", owner_id=anna.id))
+    late = make_partner("SIA Zvaigzne", owner_id=anna.id)
+    db.session.commit()
+    login(client, anna)
+    page = client.get("/documents/offers/new").get_data(as_text=True)
+    assert "SIA Ābele 000" not in page and 'data-lookup="/contacts/lookup.json"' in page
+    assert _new_offer(client, partner_name="sia zvaigzne").status_code == 302
+    offer = db.session.scalars(db.select(Offer)).one()
+    assert offer.partner_id == late.id
+
+
+def test_an_ambiguous_or_unknown_client_is_asked_again(app, client, make_user, login):
+    anna = salesperson(make_user)
+    first = make_partner("SIA Kalns Rīga", owner_id=anna.id)
+    second = make_partner("SIA Kalns Liepāja", owner_id=anna.id)
+    for partner in (first, second):
+        services.refresh_search(partner)  # the contacts search finds them by a word
+    db.session.commit()
+    login(client, anna)
+    page = _new_offer(client, partner_name="Kalns").get_data(as_text=True)
+    assert "Several contacts match" in page and f'<option value="{first.id}">' in page
+    page = _new_offer(client, partner_name="Nobody Known").get_data(as_text=True)
+    assert "No contact named" in page
+    assert _new_offer(client, partner_name="").status_code == 200
+    assert db.session.scalars(db.select(Offer)).all() == []
+
+
+def test_a_client_outside_the_record_rules_is_not_found(app, client, make_user, login):
+    anna = salesperson(make_user)
+    other = salesperson(make_user, "berta")
+    hidden = make_partner("SIA Slepenā", owner_id=other.id)
+    db.session.commit()
+    login(client, anna)
+    for fields in ({"partner_name": "SIA Slepenā"}, {"partner_id": str(hidden.id)},
+                   {"partner_name": "SIA Slepenā", "partner_id": str(hidden.id)}):
+        assert "field-error" in _new_offer(client, **fields).get_data(as_text=True)
+    assert db.session.scalars(db.select(Offer)).all() == []
+    assert client.get("/contacts/lookup.json?q=slepen").get_json() == []

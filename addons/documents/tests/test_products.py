@@ -194,7 +194,10 @@ def test_demo_loads_products_and_offers_once(app, make_user):
     demo.load()
     assert db.session.scalar(select(func.count()).select_from(Product)) == len(demo.PRODUCTS)
     offers = list(db.session.scalars(select(Offer).order_by(Offer.id)))
-    assert [o.state for o in offers] == ["draft", "sent", "accepted", "declined", "paid"]
+    # ... and one sent offer per first user whose validity ends soon (the start page's card).
+    assert [o.state for o in offers] == ["draft", "sent", "accepted", "declined", "paid",
+                                         "sent"]
+    assert 0 < (offers[-1].valid_until - offers[-1].offer_date).days - 25 <= 7
     assert all(o.amount_total > 0 for o in offers)
     assert offers[0].number is None and all(o.number for o in offers[1:])
 

@@ -269,3 +269,35 @@ def test_offer_pdf_filename_outside_latin_1_is_encoded(client, login, setup, lan
     assert unquote(header.split("filename*=UTF-8''")[1]) == name.format(id=offer.id)
     inline = client.get(f"/documents/offers/{offer.id}/offer.pdf?inline=1")
     assert inline.headers["Content-Disposition"].startswith("inline;")
+
+
+def test_an_unedited_default_follows_the_shipped_file_and_an_edited_one_stays(app, monkeypatch):
+    from addons.documents import default_templates as defaults
+
+    offer = ensure_default("offer")
+    letter = ensure_default("letter")
+    offer.html, offer.css = "<p>{{ offer.number }}</p>", "p { color: red; }"  # as shipped once
+    letter.html = "<p>Our firm's own letter</p>"  # edited by the firm: never overwritten
+    db.session.commit()
+    monkeypatch.setattr(defaults, "SHIPPED_BEFORE", {
+        "offer": {(defaults._sha(offer.html), defaults._sha(offer.css))},
+        "letter": {(defaults._sha("<p>an older letter</p>"), defaults._sha(letter.css))}})
+    with db.engine.begin() as conn:
+        assert defaults.refresh_unedited(conn) == ["offer"]
+    with db.engine.begin() as conn:
+        assert defaults.refresh_unedited(conn) == []  # once only
+    db.session.expire_all()
+    assert (offer.html, offer.css) == defaults.source("offer") and offer.version == 2
+    history = db.session.scalars(select(TemplateVersion.html).where(
+        TemplateVersion.template_id == offer.id).order_by(TemplateVersion.version)).all()
+    assert history[-1] == offer.html and len(history) == 2
+    assert letter.html == "<p>Our firm's own letter</p>" and letter.version == 1
+
+
+def test_the_offer_hash_of_the_previous_release_is_recorded():
+    """The file changed in this release: the hash of what it was must be in SHIPPED_BEFORE,
+    and the current file's must not (or an unedited copy would never be refreshed)."""
+    from addons.documents import default_templates as defaults
+
+    html, css = defaults.source("offer")
+    assert (defaults._sha(html), defaults._sha(css)) not in defaults.SHIPPED_BEFORE["offer"]

@@ -4,12 +4,10 @@ the number of deals."""
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event
 
 from addons.contacts.models import Partner
 from addons.pipeline.board import DealFilters, board_columns
@@ -18,6 +16,7 @@ from addons.pipeline.state import create_deal, move_deal, seed_defaults
 from core.api import assign_roles, db, seed_reference_data, set_exchange_rate
 from core.security import Team, TeamMember
 from core.testing import csrf_token
+from core.testing import statements as counted_statements
 
 pytestmark = pytest.mark.addons("pipeline")
 
@@ -26,21 +25,6 @@ def _funnel():
     pipeline = seed_defaults()
     db.session.commit()
     return pipeline, {s.name: s for s in pipeline.stages}
-
-
-@contextmanager
-def counted_queries():
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_column_totals_are_per_currency_with_a_converted_total(app, make_user):
@@ -205,7 +189,7 @@ def test_the_board_runs_the_same_number_of_queries_for_10_and_100_deals(make_app
             client = app.test_client()
             login(client, user)
             client.get(f"/pipeline/board/{pipeline.id}")  # warm: first-request work
-            with counted_queries() as statements:
+            with counted_statements() as statements:
                 response = client.get(f"/pipeline/board/{pipeline.id}")
             assert response.status_code == 200
             html = response.get_data(as_text=True)
@@ -307,7 +291,7 @@ def test_a_board_move_reads_the_pipelines_stages_once(app, client, login, make_u
     login(client, user)
     token = csrf_token(client, f"/pipeline/board/{pipeline.id}")
     url, target = f"/pipeline/deals/{deal.id}/move", stages["Proposal"].id
-    with counted_queries() as statements:
+    with counted_statements() as statements:
         response = client.post(url, json={"stage_id": target, "version": 1},
                                headers={"X-CSRFToken": token})
     assert response.status_code == 200 and response.get_json()["stage_id"] == target

@@ -9,6 +9,7 @@ reason dialog) under the real Content-Security-Policy. Expected words come from 
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from addons.pipeline.models import Deal, LostReason
@@ -53,8 +54,9 @@ def test_in_kazakh_drag_a_deal_forward_and_one_to_lost_with_a_reason(app, make_u
             card.drag_to(page.locator(f'.board-column[data-stage="{stages["Qualified"].id}"]'))
         page.locator(f'ol.cards[data-stage="{stages["Qualified"].id}"] #deal-{ids["forward"]}'
                      ).wait_for()
-        assert kk.gettext("Moved to %(stage)s.") % {"stage": kk.gettext("Qualified")} \
-            in page.locator("#board-status").inner_text()
+        # The card moves before the answer is read: wait for the message, do not race it.
+        expect(page.locator("#board-status")).to_contain_text(
+            kk.gettext("Moved to %(stage)s.") % {"stage": kk.gettext("Qualified")})
 
         # 2. New -> Lost: the reason dialog opens first; nothing moves without a reason.
         lost_column = page.locator(f'.board-column[data-stage="{stages["Lost"].id}"]')

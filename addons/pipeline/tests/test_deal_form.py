@@ -76,10 +76,10 @@ def test_the_form_has_name_fields_with_suggestions_not_record_numbers(crm, clien
 
 def test_suggestions_follow_the_record_rules(crm, client, login):
     login(client, crm["anna"])
-    found = client.get("/pipeline/contacts.json?kind=person&q=petr").json
+    found = client.get("/contacts/lookup.json?kind=person&q=petr").json
     assert [row["name"] for row in found] == ["Ivan Petrov", "Ivana Petrova"]
-    assert client.get("/pipeline/contacts.json?kind=company&q=hidden").json == []
-    assert client.get("/pipeline/contacts.json?kind=company&q=acme").json[0]["id"] == \
+    assert client.get("/contacts/lookup.json?kind=company&q=hidden").json == []
+    assert client.get("/contacts/lookup.json?kind=company&q=acme").json[0]["id"] == \
         crm["acme"].id
 
 

@@ -305,3 +305,72 @@ def test_a_copy_changed_behind_its_back_fails_the_move_and_leaves_no_history(app
     assert db.session.get(Deal, deal_id).stage.name == "New"
     assert (db.session.scalar(select(func.count(StageChange.id))),
             db.session.scalar(select(func.count(TimelineEntry.id)))) == histories
+
+
+def _timeline_html(app, user, deal_id: int) -> str:
+    """The deal's page as `user` sees it (her locale is her profile's)."""
+    from core.testing import TEST_PASSWORD
+
+    client = app.test_client()
+    client.post("/login", data={"login": user.login, "password": TEST_PASSWORD,
+                                "csrf_token": csrf_token(client)})
+    page = client.get(f"/pipeline/deals/{deal_id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    return html[html.index('id="timeline"'):]
+
+
+def test_a_move_by_a_russian_salesperson_reads_in_each_managers_language(app, make_user):
+    from core.testing import acting_as
+
+    boris, pipeline, stages, _reason = sales_setup(make_user, login="boris")
+    boris.locale = "ru"
+    liga = make_user("liga", locale="lv", is_admin=True)  # the head of sales sees every deal
+    stages["Won"].labels = {"ro": "Câștigat!"}  # a firm's own label for one language
+    db.session.commit()
+    with acting_as(app, boris), force_locale("ru"):
+        deal = create_deal(title="<script>alert(1)</script> racks", pipeline=pipeline,
+                           user=boris, amount="1000", currency="EUR")
+        move_deal(deal, stages["Proposal"], user=boris)
+        move_deal(deal, stages["Won"], user=boris, amount="1234.50")
+        db.session.commit()
+        deal_id = deal.id
+    # The stored text is in the installation's language (English here), not Boris's.
+    assert outcome(deal_id)["timeline"] == ["Stage: New → Proposal", "Stage: Proposal → Won"]
+    won = db.session.scalars(select(TimelineEntry).where(
+        TimelineEntry.record_id == deal_id, TimelineEntry.model == "pipeline.deal",
+        TimelineEntry.kind == "system").order_by(TimelineEntry.id.desc())).first()
+    assert "Won: €1,234.50" in won.body
+    assert won.message["body"] == [{"msgid": "Won: %(amount)s",
+                                    "params": {"amount": {"$money": ["1234.50", "EUR"]}}}]
+
+    latvian = _timeline_html(app, liga, deal_id)
+    assert "Posms: Piedāvājums → Iegūts" in latvian
+    assert "Iegūts: 1&nbsp;234,50&nbsp;€" in latvian
+    assert "Выиграно" not in latvian and "Этап" not in latvian
+    russian = _timeline_html(app, boris, deal_id)
+    assert "Этап: Коммерческое предложение → Выиграно" in russian
+    assert "Выиграно: 1&nbsp;234,50&nbsp;€" in russian
+    liga.locale = "ro"
+    db.session.commit()
+    romanian = _timeline_html(app, liga, deal_id)
+    assert "Câștigat!" in romanian and "1.234,50&nbsp;EUR" in romanian
+
+
+def test_a_lost_move_keeps_the_users_note_escaped_after_the_reason(app, make_user):
+    from core.testing import acting_as
+
+    boris, pipeline, stages, reason = sales_setup(make_user, login="boris")
+    boris.locale = "ru"
+    liga = make_user("liga", locale="lv", is_admin=True)  # the head of sales sees every deal
+    db.session.commit()
+    with acting_as(app, boris), force_locale("ru"):
+        deal = create_deal(title="Office move", pipeline=pipeline, user=boris)
+        move_deal(deal, stages["Lost"], user=boris, lost_reason=reason,
+                  lost_note="Они выбрали <script>alert(1)</script> других")
+        db.session.commit()
+        deal_id = deal.id
+    latvian = _timeline_html(app, liga, deal_id)
+    assert "Zaudējuma iemesls: Pārāk dārgi" in latvian
+    assert "Они выбрали" in latvian and "<script>alert(1)" not in latvian
+    assert "Причина" not in latvian

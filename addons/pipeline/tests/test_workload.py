@@ -4,13 +4,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from addons.pipeline.models import Capacity
 from addons.pipeline.state import create_deal, move_deal, seed_defaults
 from addons.pipeline.workload import people_for, workload
 from core.activities import ActivityType, mark_done, schedule_activity, seed_activity_types
 from core.api import db
+from core.testing import statements
 
 pytestmark = pytest.mark.addons("pipeline")
 NOW = datetime.now(UTC)
@@ -68,24 +69,15 @@ def test_workload_takes_the_same_number_of_queries_for_any_team_size(north_team,
         for number in range(3):
             _deal(pipeline, north_team[person], f"{person}{number}")
     db.session.commit()
-    statements: list[str] = []
-
-    def seen(*args):
-        statements.append(args[2])
-
     counts = []
     everyone = [north_team[login] for login in ("anna", "boris", "cara", "dan")]
     for people in ([north_team["anna"]], everyone):
         for person in people:
             db.session.refresh(person)  # loaded: only the board's own queries count
-        statements.clear()
-        event.listen(db.engine, "before_cursor_execute", seen)
-        try:
+        with statements() as seen:
             rows = workload(people, NOW)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", seen)
         assert [r.open_deals for r in rows] == [3] * len(people)
-        counts.append(len(statements))
+        counts.append(len(seen))
     assert counts[0] == counts[1] == 3
 
 

@@ -1,8 +1,10 @@
-"""The deal form's client fields: a name typed (or picked from suggestions) becomes a contact.
+"""Client fields of other addons' forms: a name typed (or picked from suggestions) becomes a
+contact. Published for addons that depend on contacts (the deal form, the offer form).
 
-Why here: a deal links a person and a company by id, but people know their clients by name.
-The form shows a text input per link plus a hidden id. With JavaScript, `picker.js` fills a
-`<datalist>` from `/pipeline/contacts.json` and sets the id when a suggestion is picked;
+Why: records link a person or company by id, but people know their clients by name, and a
+firm has far too many contacts for a select. The form shows a text input plus a hidden id
+(the `contacts/_picker.html` macro). With JavaScript, `contacts/static/picker.js` fills a
+`<datalist>` from `/contacts/lookup.json` and sets the id when a suggestion is picked;
 without it, the server resolves the typed name (exact name first, then the contacts search)
 and, when several contacts match, offers them in a select. Every lookup goes through
 `core.api.visible`, so a contact outside the user's record rules is "not found", whether it
@@ -15,10 +17,11 @@ from dataclasses import dataclass, field
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from addons.contacts import services
-from addons.contacts.listing import sort_language
-from addons.contacts.models import Partner
 from core.api import db, visible
+
+from . import services
+from .listing import sort_language
+from .models import Partner
 
 #: Suggestions per lookup, and candidates offered when a typed name is ambiguous.
 LIMIT = 15
@@ -38,9 +41,10 @@ def _fold(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def suggest(text: str, kind: str) -> list[Partner]:
-    """The contacts a user may see whose name starts like `text`, sorted for the reader."""
-    if len(text.strip()) < 2 or kind not in KINDS:
+def suggest(text: str, kind: str | None) -> list[Partner]:
+    """The contacts a user may see whose name starts like `text`, sorted for the reader;
+    people or companies (`kind`), or both when `kind` is None."""
+    if len(text.strip()) < 2 or (kind is not None and kind not in KINDS):
         return []
     order = getattr(Partner, f"sort_{sort_language()}")
     found = services.visible_like(text, kind).order_by(order, Partner.id).limit(LIMIT)
@@ -61,7 +65,7 @@ def _as_id(value: object) -> int | None:
         return -1  # a malformed id is "not found" like any id the user may not see
 
 
-def resolve(name: str | None, partner_id: object, kind: str, *,
+def resolve(name: str | None, partner_id: object, kind: str | None, *,
             current_id: int | None = None) -> Resolved:
     """The contact a submitted client field means.
 
@@ -86,9 +90,11 @@ def resolve(name: str | None, partner_id: object, kind: str, *,
             return Resolved(partner=partner)
     if name is None:
         return Resolved()
-    exact = [p for p in db.session.scalars(
-        visible(Partner).where(Partner.kind == kind, Partner.active.is_(True),
-                               func.lower(Partner.name) == text.lower()).limit(LIMIT))]
+    named = visible(Partner).where(Partner.active.is_(True),
+                                   func.lower(Partner.name) == text.lower())
+    if kind is not None:
+        named = named.where(Partner.kind == kind)
+    exact = list(db.session.scalars(named.limit(LIMIT)))
     if len(exact) == 1:
         return Resolved(partner=exact[0])
     matches = exact or suggest(text, kind)

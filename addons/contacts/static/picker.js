@@ -1,6 +1,6 @@
-// The deal form's client fields: suggestions while typing, and the Lost fields on demand.
-// Progressive: without this file the server resolves the typed name and asks when it is
-// ambiguous, and the lost reason appears once a Lost stage was submitted.
+// Client fields (the `contacts/_picker.html` macro): suggestions from /contacts/lookup.json
+// while typing. Progressive: without this file the server resolves the typed name and asks
+// when it is ambiguous.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -48,17 +48,5 @@ document.addEventListener("DOMContentLoaded", () => {
       timer = setTimeout(lookup, 200);
     });
     input.addEventListener("change", pick);
-  });
-
-  document.querySelectorAll(".deal-fields[data-lost-stages]").forEach((grid) => {
-    const lost = grid.dataset.lostStages.split(" ").filter(Boolean);
-    const stage = grid.querySelector("select[name=stage_id]");
-    if (!stage) return;
-    const toggle = () => {
-      grid.querySelectorAll(".lost-only").forEach((el) => {
-        el.hidden = !lost.includes(stage.value);
-      });
-    };
-    stage.addEventListener("change", toggle);
   });
 });
