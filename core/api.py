@@ -47,7 +47,7 @@ from .refdata import (
 from .sequences import NumberSequence, UnknownSequence, define_sequence, next_number
 from .signals import mail_sent
 
-API_VERSION = "1.2"
+API_VERSION = "1.3"
 
 __all__ = [
     "API_VERSION", "Addon", "AddonContext", "AddonError", "Blueprint", "FlaskForm", "User", "_",
@@ -88,7 +88,7 @@ __all__ += [
     "rule_clause", "scoped", "seed_default_roles", "visible",
 ]
 # Timeline, audit log and attachments on any record (core.timeline, core.audit, core.storage).
-from .audit import AuditLog, audit  # noqa: E402
+from .audit import AuditLog, audit, audit_changes, audit_subject  # noqa: E402
 from .records import can_read, record_ref, register_record_model  # noqa: E402
 from .storage import Attachment as RecordAttachment  # noqa: E402
 from .storage import AttachmentRefused, attachments_for, save_attachment  # noqa: E402
@@ -106,8 +106,8 @@ from .timeline import (  # noqa: E402
 
 __all__ += [
     "AttachmentRefused", "AuditLog", "Notification", "RecordAttachment", "TimelineEntry",
-    "TimelineMixin", "add_note", "attachments_for", "audit", "can_read", "log_entry", "notify",
-    "record_ref", "register_record_model", "save_attachment",
+    "TimelineMixin", "add_note", "attachments_for", "audit", "audit_changes", "audit_subject",
+    "can_read", "log_entry", "notify", "record_ref", "register_record_model", "save_attachment",
 ]
 # Values inside timeline messages, formatted for each reader (core.messages).
 __all__ += ["day", "localized", "money"]

@@ -8,6 +8,8 @@ saying who it was after a user is renamed). Only administrators can read it.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -42,12 +44,13 @@ from .records import (
 )
 from .registry import Registry
 
-__all__ = ["ACTIONS", "AuditLog", "audit"]
+__all__ = ["ACTIONS", "AuditLog", "AuditSubject", "audit", "audit_changes", "audit_subject"]
 
 ACTIONS: dict[str, Any] = {
     "create": _l("Created"), "update": _l("Changed"), "delete": _l("Deleted"),
     "export": _l("Exported"), "login": _l("Signed in"), "login_failed": _l("Sign-in failed"),
     "merge": _l("Merged"), "import": _l("Imported"), "revert": _l("Import reverted"),
+    "password_link": _l("Password link issued"), "password_set": _l("Password set"),
 }
 #: Never copied into the log, whatever the model calls them.
 SECRET_WORDS = ("password", "secret", "token")
@@ -212,7 +215,7 @@ def index():
                               .offset((page - 1) * per_page).limit(per_page + 1)).all()
     filters = {k: v for k, v in args.items() if k != "page" and v}
     more, rows = len(rows) > per_page, rows[:per_page]
-    models = sorted(((name, model_label(name)) for name in registered_models()),
+    models = sorted(((name, model_label(name)) for name in {*registered_models(), *_SUBJECTS}),
                     key=lambda item: item[1].lower())
     return render_template("core/timeline/audit_log.html", rows=rows, details=describe(rows),
                            more=more, page=page, filters=filters,
@@ -224,15 +227,71 @@ def index():
 LABEL_ATTR = "__record_label__"
 
 
-#: The kernel's own audited names that are not record models (no page of their own).
-KERNEL_LABELS = {"core.company": _l("Company details")}
+@dataclass(frozen=True)
+class AuditSubject:
+    """A table the log names and describes although it is no record model (no page, timeline
+    or links of its own): the kernel's users, roles, teams and the firm's details.
+
+    `fields` labels its keys (column `info["label"]` is read too); `lists` names the keys
+    whose values are lists of another table's ids (a user's roles), shown by those rows'
+    `display_name` (or name) when the log is read, so a renamed role reads as it is now."""
+
+    model: type
+    label: Any
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    lists: Mapping[str, type] = field(default_factory=dict)
+    #: Stored codes shown as words (a role's "own" scope as "Own records"), per key.
+    values: Mapping[str, Mapping[Any, Any]] = field(default_factory=dict)
+
+
+_SUBJECTS: dict[str, AuditSubject] = {}
+
+
+def audit_subject(name: str, model: type, label: Any, *, fields: Mapping[str, Any] | None = None,
+                  lists: Mapping[str, type] | None = None,
+                  values: Mapping[str, Mapping[Any, Any]] | None = None) -> None:
+    """Let the log name and describe `name`'s rows (written with `audit()` or
+    `audit_changes()`); registering again replaces the entry."""
+    _SUBJECTS[name] = AuditSubject(model, label, dict(fields or {}), dict(lists or {}),
+                                   dict(values or {}))
+
+
+def _described_model(name: str | None) -> type | None:
+    if not name:
+        return None
+    model = record_model(name)
+    if model is None and name in _SUBJECTS:
+        model = _SUBJECTS[name].model
+    return model
 
 
 def model_label(name: str | None) -> str:
     """The translated name a model publishes, else its technical name."""
     model = record_model(name) if name else None
-    label = getattr(model, LABEL_ATTR, None) if model is not None else KERNEL_LABELS.get(name)
+    label = getattr(model, LABEL_ATTR, None) if model is not None else (
+        _SUBJECTS[name].label if name in _SUBJECTS else None)
     return str(label) if label else (name or "")
+
+
+def audit_changes(model: str, record_id: int, before: Mapping[str, Any] | None,
+                  after: Mapping[str, Any]) -> AuditLog | None:
+    """Log an explicit change of a non-record row (see `audit_subject`): a `create` with
+    `after`'s non-empty, non-false values when there was no `before`, else an `update` with
+    `[old, new]` for each key whose value changed, and nothing when none did. The caller
+    commits."""
+    from .timeline import plain
+
+    def shown(value: Any) -> Any:
+        return [plain(v) for v in value] if isinstance(value, list | tuple) else plain(value)
+
+    if before is None:
+        details = {k: shown(v) for k, v in after.items()
+                   if v is not False and v not in (None, "", [], ())}
+        return audit("create", model=model, record_id=record_id, details=details)
+    details = {k: [shown(before.get(k)), shown(v)] for k, v in after.items()
+               if shown(before.get(k)) != shown(v)}
+    return audit("update", model=model, record_id=record_id, details=details) \
+        if details else None
 
 
 def _referenced_names(rows: list[AuditLog]) -> dict[tuple[Any, Any], str]:
@@ -240,8 +299,7 @@ def _referenced_names(rows: list[AuditLog]) -> dict[tuple[Any, Any], str]:
     the page: one query per referenced table, never one per row."""
     wanted: dict[Any, set[int]] = {}
     for row in rows:
-        model = record_model(row.model) if row.model else None
-        table = getattr(model, "__table__", None)
+        table = getattr(_described_model(row.model), "__table__", None)
         for key, value in (row.changes or {}).items():
             column = table.c.get(key) if table is not None else None
             if column is None or not column.foreign_keys:
@@ -261,29 +319,67 @@ def _referenced_names(rows: list[AuditLog]) -> dict[tuple[Any, Any], str]:
     return names
 
 
+def _listed_names(rows: list[AuditLog]) -> dict[tuple[type, Any], str]:
+    """(model, id) -> the row's name now, for the id lists of subjects' rows on the page: one
+    query per listed table."""
+    wanted: dict[type, set[int]] = {}
+    for row in rows:
+        subject = _SUBJECTS.get(row.model or "")
+        if subject is None or not subject.lists:
+            continue
+        for key, value in (row.changes or {}).items():
+            of = subject.lists.get(key)
+            if of is None or not isinstance(value, list):
+                continue
+            lists = value if row.action == "update" else [value]
+            wanted.setdefault(of, set()).update(
+                v for ids in lists if isinstance(ids, list) for v in ids if isinstance(v, int))
+    names: dict[tuple[type, Any], str] = {}
+    for model, ids in wanted.items():
+        for found in db.session.scalars(select(model).where(model.id.in_(ids))):
+            shown = getattr(found, "display_name", None) or getattr(found, "name", None)
+            names[(model, found.id)] = str(shown or f"#{found.id}")
+    return names
+
+
 def describe(rows: list[AuditLog]) -> dict[int, list[dict[str, Any]]]:
     """Per row id, its changes as people read them: the field's label where the model
     declares one, references by name, dates and yes/no formatted (translated now)."""
     from .timeline import field_label
 
     names = _referenced_names(rows)
+    listed = _listed_names(rows)
     result: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
-        model = record_model(row.model) if row.model else None
+        model = _described_model(row.model)
+        subject = _SUBJECTS.get(row.model or "") if record_model(row.model or "") is None \
+            else None
         table = getattr(model, "__table__", None)
         lines = []
         for key, value in (row.changes or {}).items():
             column = table.c.get(key) if table is not None else None
             target = (next(iter(column.foreign_keys)).column
                       if column is not None and column.foreign_keys else None)
+            of = subject.lists.get(key) if subject is not None else None
+            words = subject.values.get(key) if subject is not None else None
 
-            def show(raw: Any, column: Any = column, target: Any = target) -> str:
+            def show(raw: Any, column: Any = column, target: Any = target,
+                     of: type | None = of, words: Mapping[Any, Any] | None = words) -> str:
+                if words is not None and isinstance(raw, str) and raw in words:
+                    return str(words[raw])
+                if of is not None and isinstance(raw, list):
+                    return ", ".join(listed.get((of, v), f"#{v}") for v in raw) or "—"
                 if target is not None and raw is not None:
                     return names.get((target, raw), f"#{raw}")
+                if isinstance(raw, list):  # a role's permissions: names as they are
+                    return ", ".join(str(v) for v in raw) or "—"
                 return shown_value(_formatted_value(column, raw))
 
-            pair = row.action == "update" and isinstance(value, list) and len(value) == 2
-            lines.append({"label": field_label(model, key) if model is not None else key,
+            pair = row.action == "update" and isinstance(value, list) and len(value) == 2 \
+                and (of is None or all(isinstance(v, list) for v in value))
+            label = subject.fields.get(key) if subject is not None else None
+            lines.append({"label": str(label) if label else (
+                              field_label(model, key) if model is not None else key),
                           "old": show(value[0]) if pair else None,
                           "value": show(value[1]) if pair else show(value), "pair": pair})
         result[row.id] = lines

@@ -21,7 +21,7 @@ from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAre
 from wtforms import ValidationError as FormValidationError
 from wtforms.validators import Length, Optional
 
-from .audit import audit
+from .audit import audit_changes, audit_subject
 from .company import (
     CONFIG_KEYS,
     LOGO_MAX_BYTES,
@@ -199,14 +199,9 @@ def edit():
         current = company_row()
         form.version.data = str(current.version) if current is not None else "0"
         return _render(form, current, conflict=_without_logo(conflict))
-    if not old:
-        audit("create", model="core.company", record_id=row.id, details={
-            key: _audit_value(key, value) for key, value in values.items() if value})
-    else:
-        changes = {key: [_audit_value(key, old[key]), _audit_value(key, value)]
-                   for key, value in values.items() if old[key] != value}
-        if changes:
-            audit("update", model="core.company", record_id=row.id, details=changes)
+    audit_changes("core.company", row.id,
+                  {key: _audit_value(key, value) for key, value in old.items()} if old else None,
+                  {key: _audit_value(key, value) for key, value in values.items()})
     db.session.commit()
     flash(_("Company details saved."), "success")
     return redirect(url_for("company.edit"))
@@ -216,6 +211,8 @@ def init_app(app: Flask) -> None:
     """The page and its entry under Settings (administrators only)."""
     registry = app.extensions["birga"].registry
     app.register_blueprint(bp)
+    audit_subject("core.company", CompanyDetails, _l("Company details"),
+                  fields={"logo": _l("Logo")})
     registry.add_menu("settings.company", _l("Company details"), "company.edit",
                       parent="settings", sequence=5, permission="core.admin")
 

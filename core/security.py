@@ -571,6 +571,7 @@ def init_app(app: Flask) -> None:
 
     _state(app)
     registry = app.extensions["birga"].registry
+    security_views.register_audit_subjects()
     app.register_blueprint(security_views.bp)
     app.register_blueprint(security_views.account_bp)
     for sequence, (name, title) in enumerate([

@@ -36,6 +36,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from .audit import audit, audit_changes, audit_subject
 from .extensions import db
 from .forms import ActionForm
 from .mail import MailError, queue_mail
@@ -144,6 +145,44 @@ def _scope_choices() -> list[tuple[str, str]]:
     return [(s, str(SCOPE_TITLES[s])) for s in SCOPES]
 
 
+# -- the audit trail of access changes --------------------------------------------------------
+def register_audit_subjects() -> None:
+    """Who created a user, gave a role, changed a team or edited a role is in the audit log,
+    under the same words as the forms."""
+    audit_subject("core.user", User, _l("User"), fields={
+        "login": _l("Login"), "name": _l("Name"), "email": _l("E-mail"),
+        "active": _l("Active"), "roles": _l("Roles"), "teams": _l("Teams")},
+        lists={"roles": Role, "teams": Team})
+    audit_subject("core.team", Team, _l("Team"), fields={
+        "name": lazy_pgettext("team, role or thing", "Name"), "manager_id": _l("Manager"),
+        "members": _l("Members")}, lists={"members": User})
+    audit_subject("core.role", Role, _l("Role"), fields={
+        "code": _l("Code"), "name": lazy_pgettext("team, role or thing", "Name"),
+        "default_scope": _l("Records this role sees"), "permissions": _l("Permissions"),
+        "rules": _l("Records seen per kind of record")}, values={"default_scope": SCOPE_TITLES})
+
+
+def _user_state(user: User) -> dict[str, Any]:
+    """What the log compares for a user (roles and teams by id, named when read)."""
+    return {"login": user.login, "name": user.name, "email": user.email, "active": user.active,
+            "roles": sorted(db.session.scalars(
+                select(UserRole.role_id).where(UserRole.user_id == user.id))),
+            "teams": sorted(db.session.scalars(
+                select(TeamMember.team_id).where(TeamMember.user_id == user.id)))}
+
+
+def _team_state(team: Team) -> dict[str, Any]:
+    return {"name": team.name, "manager_id": team.manager_id,
+            "members": sorted(db.session.scalars(
+                select(TeamMember.user_id).where(TeamMember.team_id == team.id)))}
+
+
+def _role_state(role: Role) -> dict[str, Any]:
+    return {"code": role.code, "name": role.name, "default_scope": role.default_scope,
+            "permissions": sorted(role.permissions),
+            "rules": sorted(f"{rule.model}: {rule.scope}" for rule in role.rules)}
+
+
 # -- users ---------------------------------------------------------------------------------
 @bp.route("/users")
 def users():
@@ -189,6 +228,7 @@ def user_new():
             db.session.flush()
             set_user_roles(user, form.roles.data or [])
             set_user_teams(user, form.teams.data or [])
+            audit_changes("core.user", user.id, None, _user_state(user))
             db.session.commit()
             flash(_("User %(name)s created. Send them this link to choose a password.",
                     name=user.display_name), "success")
@@ -205,11 +245,13 @@ def user_edit(user_id: int):
         if _login_taken(login, user):
             form.login.errors.append(_("This login is taken."))
         else:
+            before = _user_state(user)
             user.login = login
             user.name = form.name.data.strip()
             user.email = (form.email.data or "").strip() or None
             set_user_roles(user, form.roles.data or [])
             set_user_teams(user, form.teams.data or [])
+            audit_changes("core.user", user.id, before, _user_state(user))
             db.session.commit()
             flash(_("Saved."), "success")
             return redirect(url_for("security.users"))
@@ -225,6 +267,7 @@ def user_deactivate(user_id: int):
         else:
             user.active = False
             end_sessions(user)  # also kills "remember me" cookies
+            audit_changes("core.user", user.id, {"active": True}, {"active": False})
             db.session.commit()
             flash(_("%(name)s is deactivated; their records and history stay.",
                     name=user.display_name), "success")
@@ -235,6 +278,8 @@ def user_deactivate(user_id: int):
 def user_activate(user_id: int):
     user = db.get_or_404(User, user_id)
     if ActionForm().validate_on_submit():
+        if not user.active:
+            audit_changes("core.user", user.id, {"active": False}, {"active": True})
         user.active = True
         db.session.commit()
         flash(_("%(name)s is active again.", name=user.display_name), "success")
@@ -249,6 +294,8 @@ def user_reset(user_id: int):
         return redirect(url_for("security.users"))
     if not ActionForm().validate_on_submit():
         return redirect(url_for("security.users"))
+    audit("password_link", model="core.user", record_id=user.id)
+    db.session.commit()
     return _show_link(user, invitation=not user.password_hash)
 
 
@@ -311,6 +358,7 @@ def _save_team(team: Team, form: TeamForm) -> bool:
     if clash is not None:
         form.name.errors.append(_("A team with this name exists."))
         return False
+    before = _team_state(team) if team.id else None
     team.name = name
     team.manager_id = form.manager.data or None
     db.session.add(team)
@@ -318,6 +366,7 @@ def _save_team(team: Team, form: TeamForm) -> bool:
     db.session.execute(TeamMember.__table__.delete().where(TeamMember.team_id == team.id))
     for user_id in sorted(set(form.members.data or [])):
         db.session.add(TeamMember(team_id=team.id, user_id=user_id))
+    audit_changes("core.team", team.id, before, _team_state(team))
     db.session.commit()
     return True
 
@@ -345,6 +394,7 @@ def team_edit(team_id: int):
 def team_delete(team_id: int):
     team = db.get_or_404(Team, team_id)
     if ActionForm().validate_on_submit():
+        audit("delete", model="core.team", record_id=team.id, details={"name": team.name})
         db.session.delete(team)
         db.session.commit()
         flash(_("Team deleted."), "success")
@@ -395,6 +445,7 @@ def _save_role(role: Role, form: RoleForm, scopes: dict[str, str]) -> bool:
     if role.is_default and code != role.code:
         form.code.errors.append(_("The code of a default role cannot change."))
         return False
+    before = _role_state(role) if role.id else None
     role.code = code
     role.name = (form.name.data or "").strip()
     role.default_scope = form.default_scope.data
@@ -406,6 +457,8 @@ def _save_role(role: Role, form: RoleForm, scopes: dict[str, str]) -> bool:
     role.rules += [RecordRule(model=m, scope=s) for m, s in sorted(scopes.items())
                    if m not in have]
     db.session.add(role)
+    db.session.flush()
+    audit_changes("core.role", role.id, before, _role_state(role))
     db.session.commit()
     return True
 
@@ -444,6 +497,8 @@ def role_delete(role_id: int):
         if role.is_default:
             flash(_("Default roles cannot be deleted; edit them instead."), "error")
         else:
+            audit("delete", model="core.role", record_id=role.id,
+                  details={"code": role.code, "name": role.name})
             db.session.delete(role)
             db.session.commit()
             flash(_("Role deleted."), "success")
@@ -461,6 +516,7 @@ def reset_password(token: str):
     if form.validate_on_submit():
         user.set_password(form.password.data)
         end_sessions(user)  # whoever had the old password is signed out everywhere
+        audit("password_set", model="core.user", record_id=user.id, user=user)
         db.session.commit()
         flash(_("Your password is set. Sign in with it."), "success")
         return redirect(url_for("auth.login"))
