@@ -62,28 +62,22 @@ class SendError(Exception):
 
 # -- the PDF ------------------------------------------------------------------------------
 def render_pdf(offer: Offer) -> bytes:
-    """The offer's PDF from the rendering module (`pdf.render_offer_pdf`); until that exists,
-    composed here from its parts (the default template, the sandbox, `pdf.html_to_pdf`)."""
+    """The offer's PDF (`pdf.render_offer_pdf`). A template that cannot be rendered (broken,
+    refused by the sandbox, or reaching for an outside resource) and a PDF whose fonts would
+    show empty boxes are a `SendError` with the reason: the sender fixes the template, the
+    client never gets a broken document, and nobody sees an error page."""
+    from core.sandbox import SandboxError
+
     from . import pdf
 
-    for name in ("render_offer_pdf", "render_offer"):
-        render = getattr(pdf, name, None)
-        if callable(render):
-            result = render(offer)
-            return result if isinstance(result, bytes) else bytes(getattr(result, "pdf", result))
-    from .default_templates import source
-    from .models import DocumentTemplate
-    from .sandbox import offer_context, render_document
-
-    template = db.session.get(DocumentTemplate, offer.template_id) if offer.template_id \
-        else None
-    html, css = (template.html, template.css) if template is not None else source("offer")
     try:
-        return pdf.html_to_pdf(render_document(html, css, offer_context(offer),
-                                               offer.lang)).pdf
-    except Exception as exc:  # a broken template: say so instead of a 500
+        result = pdf.render_offer_pdf(offer)
+    except (pdf.PdfError, SandboxError) as exc:
         raise SendError(_("The offer's PDF cannot be rendered: %(reason)s",
                           reason=str(exc))) from exc
+    if result.missing_glyphs:
+        raise SendError(pdf.glyph_warning(result.missing_glyphs))
+    return result.pdf
 
 
 def pdf_filename(offer: Offer) -> str:

@@ -214,3 +214,30 @@ def test_sending_again_mails_the_same_pdf_the_client_already_has(mail_app, selle
     db.session.expire_all()
     assert len(db.session.scalars(select(Attachment)).all()) == 1
     assert db.session.get(Offer, offer.id).state == "sent"
+
+
+@pytest.mark.parametrize("html, reason", [
+    ('<img src="http://127.0.0.1:6379/x">', "127.0.0.1:6379"),  # an outside resource
+    ("{{ ''.__class__ }}", ""),  # a sandbox escape
+])
+def test_an_offer_whose_template_cannot_render_is_not_sent_and_the_page_says_why(
+        mail_app, seller, smtp_inbox, login, html, reason):
+    from addons.documents.models import DocumentTemplate
+
+    template = DocumentTemplate(code="broken", name="Broken", kind="offer", subject="offer",
+                                html=html, css="")
+    db.session.add(template)
+    offer = make_offer(seller)
+    db.session.flush()
+    offer.template_id = template.id
+    db.session.commit()
+    client = mail_app.test_client()
+    login(client, seller)
+    response = send(client, offer.id)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200  # the send page again, not an error page
+    assert "PDF cannot be rendered" in page and reason in page
+    db.session.expire_all()
+    offer = db.session.get(Offer, offer.id)
+    assert (offer.state, offer.number, offer.sent_attachment_id) == ("draft", None, None)
+    assert smtp_inbox.messages == []
