@@ -111,12 +111,22 @@ def pipeline_edit(pipeline_id: int):
     form = PipelineForm(obj=pipeline)
     form.team_id.choices = team_choices()
 
-    def save() -> str:
+    def save() -> str | None:
+        address = (form.inbound_address.data or "").strip().lower() or None
+        if address is not None and db.session.scalar(select(Pipeline.id).where(
+                func.lower(Pipeline.inbound_address) == address,
+                Pipeline.id != pipeline.id)) is not None:
+            form.inbound_address.errors.append(
+                _("Another pipeline receives mail at this address."))
+            return None
         pipeline.name = form.name.data.strip()
         pipeline.sequence = form.sequence.data or 10
         pipeline.currency = form.currency.data.upper()
         pipeline.team_id = form.team_id.data
         pipeline.active = form.active.data
+        pipeline.stale_no_activity_days = form.stale_no_activity_days.data
+        pipeline.stale_no_next_step_days = form.stale_no_next_step_days.data
+        pipeline.inbound_address = address
         return url_for(".pipeline_edit", pipeline_id=pipeline.id)
 
     def context() -> dict[str, Any]:

@@ -85,6 +85,20 @@ class PipelineForm(FlaskForm):
         DataRequired(), Regexp(r"^[A-Za-z]{3}$", message=_l("Three letters, e.g. EUR."))])
     team_id = SelectField(_l("Team"), coerce=_coerce_int, validators=[Optional()])
     active = BooleanField(_l("Active"), default=True)
+    #: Stale-deal rotation (empty: off); the nightly job and the workload board read them.
+    stale_no_activity_days = IntegerField(
+        _l("Reclaim deals without activity for (days)"), validators=[
+            Optional(), NumberRange(min=1, max=365)],
+        description=_l("Empty: never. The deal goes back to the team's pool."))
+    stale_no_next_step_days = IntegerField(
+        _l("Reclaim deals without a next step for (days)"), validators=[
+            Optional(), NumberRange(min=1, max=365)],
+        description=_l("Empty: never."))
+    inbound_address = StringField(_l("Inbound e-mail address"), validators=[
+        Optional(), Length(max=254),
+        Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("Enter a valid e-mail address."))],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        description=_l("Mail sent to this address becomes a lead of this pipeline."))
 
 
 class StageForm(FlaskForm):

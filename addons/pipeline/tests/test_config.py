@@ -127,6 +127,46 @@ def test_saving_a_pipeline_changes_its_name_currency_team_order_and_activity(
     assert "Pipeline saved." in client.get(url).get_data(as_text=True)
 
 
+def test_stale_deal_rules_and_the_inbound_address_are_set_on_the_pipeline_page(
+        manager, client, login):
+    """Rotation and the e-mail channel read these fields; without them on the page a firm
+    could never switch either on."""
+    from addons.pipeline.inbound import pipeline_for_address
+
+    pipeline = seed_defaults()
+    other = Pipeline(name="Wholesale", currency="EUR", inbound_address="opt@firm.lv",
+                     form_origins=[])
+    db.session.add(other)
+    db.session.commit()
+    login(client, manager)
+    url = f"/pipeline/settings/pipelines/{pipeline.id}"
+    assert 'name="stale_no_activity_days"' in client.get(url).get_data(as_text=True)
+    base = {"csrf_token": csrf_token(client, url), "name": pipeline.name, "currency": "EUR",
+            "sequence": "10", "active": "y", "stale_no_activity_days": "14",
+            "stale_no_next_step_days": "3"}
+    refused = client.post(url, data={**base, "inbound_address": "OPT@firm.lv"})
+    assert refused.status_code == 200
+    assert "Another pipeline receives mail at this address." in refused.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Pipeline, pipeline.id).stale_no_activity_days is None
+    assert client.post(url, data={**base, "inbound_address": " Sales@Firm.lv "}
+                       ).status_code == 302
+    db.session.expire_all()
+    saved = db.session.get(Pipeline, pipeline.id)
+    assert (saved.stale_no_activity_days, saved.stale_no_next_step_days,
+            saved.inbound_address) == (14, 3, "sales@firm.lv")
+    assert pipeline_for_address("sales@firm.lv").id == pipeline.id
+    workload = client.get("/pipeline/workload").get_data(as_text=True)
+    assert "No pipeline has stale-deal rules" not in workload
+    # Emptied: both switched off again.
+    client.post(url, data={**base, "stale_no_activity_days": "", "stale_no_next_step_days": "",
+                           "inbound_address": ""})
+    db.session.expire_all()
+    saved = db.session.get(Pipeline, pipeline.id)
+    assert (saved.stale_no_activity_days, saved.stale_no_next_step_days,
+            saved.inbound_address) == (None, None, None)
+
+
 def test_an_invalid_pipeline_is_shown_again_with_the_error_and_nothing_saved(
         manager, client, login):
     pipeline = seed_defaults()
