@@ -203,7 +203,12 @@ def import_revert(batch_id: int):
     batch = _batch(batch_id)
     if batch.state != "done":
         abort(409)
-    runner.revert(batch, current_user)
+    try:
+        runner.revert(batch, current_user)
+    except runner.RevertRefused as refused:
+        db.session.rollback()
+        flash(str(refused), "error")
+        return redirect(url_for("contacts.import_batch", batch_id=batch.id))
     db.session.commit()
     flash(_("The import was reverted."), "success")
     return redirect(url_for("contacts.import_batch", batch_id=batch.id))

@@ -35,7 +35,7 @@ from core.forms import ActionForm
 from core.locking import save_or_conflict
 
 from . import custom_fields as cf
-from . import listing, picker, services
+from . import listing, picker, services, usage
 from .duplicates import find_duplicates
 from .forms import (
     EMAIL_KINDS,
@@ -255,11 +255,19 @@ def bulk_delete():
     if not form.validate_on_submit() or form.action.data != "delete":
         abort(400)
     partners = listing.selected(_ticked(), current_user)
-    for partner in partners:
+    # Offers and the like refuse their client's delete: keep those contacts, say so.
+    kept = usage.partners_in_use([p.id for p in partners], blocking_only=True)
+    deleted = [p for p in partners if p.id not in kept]
+    for partner in deleted:
         db.session.delete(partner)
     db.session.commit()
-    flash(ngettext("%(num)d contact deleted.", "%(num)d contacts deleted.", len(partners)),
-          "success")
+    if deleted or not kept:
+        flash(ngettext("%(num)d contact deleted.", "%(num)d contacts deleted.", len(deleted)),
+              "success")
+    if kept:
+        flash(ngettext("%(num)d contact is used by other records (such as offers) and was "
+                       "kept.", "%(num)d contacts are used by other records (such as offers) "
+                       "and were kept.", len(kept)), "error")
     return redirect(_safe_next(form.next.data))
 
 

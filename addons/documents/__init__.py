@@ -15,6 +15,9 @@ def init_app(app: Flask, addon: AddonContext) -> None:
     addon.permission("documents.manage", _l("Manage products and prices"))
     addon.permission("documents.template_edit", _l("Edit document templates"))
     register_record_rule(Offer, owner_attr="owner_id", title=_l("Offers"), app=app)
+    from .merging import connect_signals
+
+    connect_signals()  # merged contacts keep their offers
 
     # Products and offers: menus, the contact card panel and, only when the pipeline addon is
     # enabled, the deal page panel (hooks without a hard dependency: see `offers`).

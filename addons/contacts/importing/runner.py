@@ -41,7 +41,7 @@ from typing import Any
 
 from sqlalchemy import Date, DateTime, Numeric, delete, func, select, text, update
 
-from core.api import User, db, refresh_statistics, task, utcnow
+from core.api import User, db, ngettext, refresh_statistics, task, utcnow
 from core.audit import audit
 
 from .. import services
@@ -1019,13 +1019,31 @@ def _sqlite_values(dialect: Any, table: Any, columns: tuple[str, ...],
 
 
 # -- revert --------------------------------------------------------------------------------
+class RevertRefused(Exception):  # noqa: N818 - reads better at the call site
+    """The import cannot be reverted as it stands; `str()` is a translated message."""
+
+
 def revert(batch: ImportBatch, user: Any = None) -> None:
     """Undo a finished import in one transaction (the caller commits): updated partners get
-    their previous values back, created ones are deleted (their children cascade)."""
+    their previous values back, created ones are deleted (their children cascade).
+
+    Refused (`RevertRefused`, nothing changed) while other records point at a created
+    contact (a deal, an offer, ...): deleting it would fail on some and silently unlink the
+    others, so the work done since the import would be lost."""
     if batch.state != "done":
         raise ValueError("only a finished import can be reverted")
     records = db.session.scalars(select(ImportRecord).where(
         ImportRecord.import_id == batch.id).order_by(ImportRecord.id.desc())).all()
+    from ..usage import partners_in_use
+
+    used = partners_in_use(ranges=[(r.first_id, r.last_id) for r in records
+                                   if r.action == "create"], outside_contacts=True)
+    if used:
+        raise RevertRefused(ngettext(
+            "%(num)d contact created by this import is used by other records since (such as "
+            "deals or offers); the import cannot be reverted.",
+            "%(num)d contacts created by this import are used by other records since (such "
+            "as deals or offers); the import cannot be reverted.", len(used)))
     for record in records:
         if record.action == "update":
             _restore(record)
