@@ -292,6 +292,18 @@ def refresh_search(partner: Partner) -> None:
             {"partner_id": partner.id, "token": t} for t in sorted(found)])
 
 
+def refresh_people_of(company: Partner) -> int:
+    """After a company's name changed: its people's company name (shown in the list) and
+    search tokens (a search for the new name finds them) follow. Returns how many."""
+    from sqlalchemy import select
+
+    people = db.session.scalars(select(Partner).where(Partner.company_id == company.id)).all()
+    for person in people:
+        person.company = company
+        refresh_search(person)
+    return len(people)
+
+
 def _prefix(word: str):
     from sqlalchemy import exists, select
 

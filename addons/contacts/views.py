@@ -461,6 +461,7 @@ def edit(partner_id: int):
         form.kind.data = partner.kind
     if form.validate_on_submit():
         ok, company_id = _resolve_company(form, partner)
+        old_name = partner.name
         if ok:
             values = _columns(form, company_id)
             tags = _form_tags(form)
@@ -479,6 +480,8 @@ def edit(partner_id: int):
                 return _render_form(form, current, conflict=conflict)
             cf.save_values(partner, _custom_values(form), fields)
             services.refresh_search(partner)
+            if partner.kind == "company" and partner.name != old_name:
+                services.refresh_people_of(partner)
             db.session.commit()
             flash(_("%(name)s saved.", name=partner.name), "success")
             return redirect(url_for("contacts.card", partner_id=partner.id))

@@ -924,6 +924,8 @@ class Writer:
                 row.value_text, row.value_number, row.value_date, row.value_bool = t, n, d, b
         db.session.flush()
         services.refresh_search(partner)
+        if partner.kind == "company" and "name" in previous["fields"]:
+            services.refresh_people_of(partner)
         db.session.add(ImportRecord(import_id=self.batch.id, action="update", first_id=pid,
                                     last_id=pid, previous=previous))
 
@@ -1095,3 +1097,5 @@ def _restore(record: ImportRecord) -> None:
         row.value_bool = old[3]
     db.session.flush()
     services.refresh_search(partner)
+    if partner.kind == "company" and "name" in (previous.get("fields") or {}):
+        services.refresh_people_of(partner)

@@ -186,6 +186,24 @@ def test_edit_replaces_phones_and_keeps_search_in_step(env):
     assert "Ilze Kalniņa" not in client.get("/contacts/?q=20000002").get_data(as_text=True)
 
 
+def test_renaming_a_company_renames_it_on_its_people_and_in_search(env):
+    _app, client, user = env
+    company = Partner(kind="company", name="Rīgas Piens", owner_id=user.id)
+    services.refresh_search(company)
+    db.session.flush()
+    person = Partner(kind="person", first_name="Jānis", last_name="Ozols", owner_id=user.id,
+                     company=company)
+    services.refresh_search(person)
+    db.session.commit()
+    data = {**_edit_data(client, company.id), "kind": "company", "name": "Latvijas Piens"}
+    assert client.post(f"/contacts/{company.id}/edit", data=data).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Partner, person.id).company_name == "Latvijas Piens"
+    listed = client.get("/contacts/?q=latvijas").get_data(as_text=True)
+    assert "Jānis Ozols" in listed  # found by the company's new name
+    assert "Jānis Ozols" not in client.get("/contacts/?q=rigas").get_data(as_text=True)
+
+
 def _form_fields(html: str) -> list[tuple[str, str]]:
     """What a browser would submit: inputs with a value and the selected options."""
     import re

@@ -336,6 +336,25 @@ def test_revert_deletes_what_was_created_and_restores_what_was_updated(app, admi
         runner.revert(db.session.get(ImportBatch, batch.id))
 
 
+def test_a_company_renamed_by_an_import_is_renamed_on_its_people_and_back_on_revert(
+        app, admin):
+    company = Partner(kind="company", name="Rīgas Piens", external_id="C-1")
+    services.refresh_search(company)
+    db.session.flush()
+    person = Partner(kind="person", first_name="Jānis", last_name="Ozols", company=company)
+    services.refresh_search(person)
+    db.session.commit()
+    batch = run_import(csv_bytes([["External ID", "Name"], ["C-1", "Latvijas Piens"]]),
+                       "firms.csv", admin, kind="company", match_key="external_id")
+    assert batch.result["update"] == 1
+    assert (by_name("Jānis Ozols").company_name, search("latvijas")) == (
+        "Latvijas Piens", ["Jānis Ozols", "Latvijas Piens"])
+    runner.revert(batch, admin)
+    db.session.commit()
+    db.session.expire_all()
+    assert (by_name("Jānis Ozols").company_name, search("latvijas")) == ("Rīgas Piens", [])
+
+
 # -- custom fields, generated data, the bulk path ------------------------------------------
 def test_custom_fields_are_imported_typed_and_searchable(app, admin):
     size = CustomField(code="fleet", labels={"en": "Fleet size"}, kind="number")
