@@ -34,6 +34,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core.api import (
+    RateNotFound,
     User,
     company_currency,
     db,
@@ -246,13 +247,45 @@ def update_offer(offer: Offer, **changes: Any) -> None:
     _require_editable(offer)
     allowed = {"currency", "lang", "valid_until", "payment_terms", "notes", "deal_id",
                "offer_date", "partner_id"}
+    before = (offer.currency, offer.offer_date)
     for key, value in changes.items():
         if key not in allowed:
             raise ValueError(f"Not an editable offer field: {key}")
         setattr(offer, key, value)
     if offer.valid_until is not None and offer.valid_until < offer.offer_date:
         raise OfferError(_("The offer cannot expire before its date."))
+    if (offer.currency, offer.offer_date) != before:
+        _reprice(offer, *before)
     recompute(offer)
+
+
+def _reprice(offer: Offer, old_currency: str, old_date: date) -> None:
+    """After the draft's currency or date changed: lines priced from the price list take the
+    price valid on the new date in the new currency (refused, naming the product, where there
+    is none), and product lines whose VAT rate was the product's rate on the old date take
+    the rate in force on the new one. Prices and rates typed by hand stay as typed."""
+    for line in offer.lines:
+        if line.product_id is None:
+            continue
+        product = db.session.get(Product, line.product_id)
+        if line.price_date is not None:
+            row = price_on(product, offer.currency, offer.offer_date)
+            if row is None:
+                raise OfferError(_("On %(date)s, %(product)s has no price in %(currency)s.",
+                                   product=product.name, currency=offer.currency,
+                                   date=format_date(offer.offer_date)))
+            line.unit_price, line.price_date = Decimal(row.price), row.valid_from
+        if offer.offer_date != old_date:
+            try:
+                was = product_vat_rate(product, offer.seller_country, old_date)
+            except RateNotFound:
+                continue
+            if Decimal(line.vat_rate) == was:
+                try:
+                    line.vat_rate = product_vat_rate(product, offer.seller_country,
+                                                     offer.offer_date)
+                except RateNotFound as exc:
+                    raise OfferError(str(exc)) from exc
 
 
 def recompute(offer: Offer) -> Any:

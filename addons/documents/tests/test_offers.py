@@ -78,6 +78,32 @@ def test_product_line_uses_the_price_valid_on_the_offer_date(app):
     assert svc.add_line(later, product=product).unit_price == D("12.00")
 
 
+def test_a_drafts_new_currency_or_date_reprices_its_price_list_lines(app):
+    product = make_product(prices={date(2020, 1, 1): "100.00", date(2026, 6, 1): "120.00"})
+    db.session.add(ProductPrice(product_id=product.id, currency="USD", price=D("110.00"),
+                                valid_from=date(2020, 1, 1)))
+    offer = draft(offer_date=date(2026, 3, 1), currency="EUR")
+    line = svc.add_line(offer, product=product)
+    typed = svc.add_line(offer, product=product, unit_price="90.00")  # a price given by hand
+    svc.update_offer(offer, currency="USD")
+    assert (line.unit_price, typed.unit_price) == (D("110.00"), D("90.00"))
+    svc.update_offer(offer, currency="EUR", offer_date=date(2026, 7, 1))
+    assert (line.unit_price, line.price_date) == (D("120.00"), date(2026, 6, 1))
+    assert offer.amount_untaxed == D("210.00")
+    with pytest.raises(svc.OfferError, match="has no price in GBP"):
+        svc.update_offer(offer, currency="GBP")
+
+
+def test_a_drafts_new_date_takes_the_vat_rate_in_force_unless_typed_by_hand(app):
+    product = make_product()
+    offer = draft(offer_date=date(2025, 12, 15), seller_country="KZ")
+    line = svc.add_line(offer, product=product)
+    zero = svc.add_line(offer, product=product, vat_rate="0")
+    assert (line.vat_rate, zero.vat_rate) == (D("12"), D("0"))
+    svc.update_offer(offer, offer_date=date(2026, 1, 10))
+    assert (line.vat_rate, zero.vat_rate) == (D("16"), D("0"))
+
+
 def test_product_line_in_a_currency_without_price_is_refused(app):
     product = make_product()
     offer = draft(currency="USD", offer_date=date(2026, 1, 1))
