@@ -168,6 +168,8 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     "company_unknown": lambda p: _("There is no company with the external id %(value)s.",
                                    **p),
     "key_ambiguous": lambda p: _("%(value)s matches several existing contacts.", **p),
+    "key_not_visible": lambda p: _("%(value)s belongs to a contact you may not see; the row "
+                                   "was not imported.", **p),
     "key_repeated": lambda p: _("Row %(row)s already has the same %(key)s.", **p),
     "vat_unchecked": lambda p: _("The tax number is kept as written: %(detail)s", **p),
     "interrupted": lambda p: _("The import stopped before it finished; nothing was saved."),

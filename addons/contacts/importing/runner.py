@@ -423,6 +423,7 @@ class Planner:
             return
         wanted = {v for o in self.live() for v in self._key_values(o.cand, key)}
         existing = matching.by_key(key, wanted)
+        hidden = self._hidden({pid for rows in existing.values() for pid, _k, _n in rows})
         seen: dict[tuple[str, str], int] = {}
         for outcome in self.live():
             cand = outcome.cand
@@ -436,10 +437,27 @@ class Planner:
                 seen[(cand.kind, value)] = outcome.row_no
             ids = {pid for v in values for pid, kind, _n in existing.get(v, [])
                    if kind == cand.kind}
-            if len(ids) > 1:
+            if ids & hidden:  # never update (or reveal) a contact the importer may not see
+                self._reject(outcome, "key_not_visible", value=", ".join(values))
+            elif len(ids) > 1:
                 self._reject(outcome, "key_ambiguous", value=", ".join(values))
             elif ids:
                 outcome.action, outcome.partner_id = "update", ids.pop()
+
+    def _hidden(self, ids: set[int]) -> set[int]:
+        """Which of `ids` the importing user's record rules hide (none for administrators
+        and "all records" roles): the rules of the contacts list apply to the import too."""
+        from core.security import rule_clause
+
+        user = db.session.get(User, self.batch.user_id) if self.batch.user_id else None
+        clause = rule_clause(Partner, user) if user is not None else None
+        if clause is None or not ids:
+            return set()
+        seen: set[int] = set()
+        for batch in matching.chunks(sorted(ids)):
+            seen.update(db.session.scalars(select(Partner.id).where(
+                Partner.id.in_(batch), clause)))
+        return ids - seen
 
     def _companies(self) -> None:
         """Company rows first (they may be the companies people rows name), then link people

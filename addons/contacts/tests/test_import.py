@@ -355,6 +355,30 @@ def test_a_company_renamed_by_an_import_is_renamed_on_its_people_and_back_on_rev
     assert (by_name("Jānis Ozols").company_name, search("latvijas")) == ("Rīgas Piens", [])
 
 
+def test_update_by_key_never_touches_a_contact_the_importer_may_not_see(app, make_user):
+    from core.api import assign_roles
+
+    anna, bob = make_user("anna"), make_user("bob")
+    for user in (anna, bob):
+        assign_roles(user, "salesperson")  # own records only
+    theirs = Partner(kind="person", first_name="Ivan", last_name="Petrov", owner_id=anna.id,
+                     city="Moscow")
+    services.set_emails(theirs, ["ivan@example.ru"])
+    services.refresh_search(theirs)
+    db.session.commit()
+    batch = run_import(csv_bytes([["First name", "Last name", "E-mail", "City"],
+                                  ["Ivan", "Petrov", "ivan@example.ru", "Kazan"],
+                                  ["Olga", "Sidorova", "olga@example.ru", "Omsk"]]),
+                       "mine.csv", bob, match_key="email")
+    assert (batch.result["create"], batch.result["update"]) == (1, 0)
+    [error] = db.session.scalars(select(ImportRowError).where(
+        ImportRowError.import_id == batch.id)).all()
+    assert (error.row_no, error.code) == (2, "key_not_visible")
+    db.session.expire_all()
+    ivan = db.session.get(Partner, theirs.id)
+    assert (ivan.city, ivan.owner_id) == ("Moscow", anna.id)
+
+
 # -- custom fields, generated data, the bulk path ------------------------------------------
 def test_custom_fields_are_imported_typed_and_searchable(app, admin):
     size = CustomField(code="fleet", labels={"en": "Fleet size"}, kind="number")
