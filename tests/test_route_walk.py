@@ -191,6 +191,8 @@ RECORD_ROUTES: dict[str, Route] = {
     "/pipeline/settings/pipelines/<int:pipeline_id>/stages": r(PIPELINE, post=MANAGE),
     "/pipeline/settings/stages/<int:stage_id>": r({"stage_id": "stage"}, MANAGE, MANAGE),
     "/pipeline/settings/stages/<int:stage_id>/delete": r({"stage_id": "stage"}, post=MANAGE),
+    "/pipeline/settings/tags/<int:tag_id>": r({"tag_id": "tag"}, post=MANAGE),
+    "/pipeline/settings/tags/<int:tag_id>/delete": r({"tag_id": "tag"}, post=MANAGE),
 }
 
 #: The record models the generic `/records/<model>/<id>/...` routes are walked with.
@@ -222,6 +224,7 @@ OTHER_ROUTES: dict[str, dict[str, str]] = {
     "/pipeline/deals/new": {}, "/pipeline/leads": {}, "/pipeline/leads/new": {},
     "/pipeline/reports/": {}, "/pipeline/reports/<name>": {"name": "=funnel"},
     "/pipeline/settings/lost-reasons": {}, "/pipeline/settings/pipelines": {},
+    "/pipeline/settings/tags": {},
     "/pipeline/settings/pipelines/new": {}, "/pipeline/workload": {},
     "/pipeline/workload/rotate": {},
     # public (see PUBLIC)
@@ -282,7 +285,7 @@ def build_world(app: Flask, make_user: Any) -> dict[str, Any]:
     from addons.documents.models import Product, ProductPrice
     from addons.documents.public import issue_link, make_token
     from addons.pipeline.leads import create_lead
-    from addons.pipeline.models import LostReason
+    from addons.pipeline.models import LostReason, Tag
     from addons.pipeline.state import create_deal, seed_defaults
     from core.activities import activity_types, schedule_activity
     from core.api import save_attachment, seed_reference_data
@@ -345,6 +348,8 @@ def build_world(app: Flask, make_user: Any) -> dict[str, Any]:
     add_members(segment, [partner.id])
     template = ensure_default("contract")
     reason = db.session.scalar(sa.select(LostReason).order_by(LostReason.id))
+    tag = Tag(name="Walk tag")  # reference data every reader sees: no secret mark
+    db.session.add(tag)
     db.session.commit()
 
     static = {}
@@ -358,7 +363,7 @@ def build_world(app: Flask, make_user: Any) -> dict[str, Any]:
         "activity": activity.id, "attachment": attachment.id, "filter": saved.id,
         "batch": batch.id, "segment": segment.id, "custom_field": custom.id,
         "template": template.id, "reason": reason.id, "pipeline": pipeline.id,
-        "stage": stages[1].id, "role": role.id, "team": team.id,
+        "stage": stages[1].id, "role": role.id, "team": team.id, "tag": tag.id,
         "public_token": make_token(offer), **static,
         **{login: user.id for login, user in users.items()},
     }

@@ -32,6 +32,8 @@ def init_app(app: Flask, addon: AddonContext) -> None:
                parent="settings", sequence=60, permission="pipeline.manage")
     addon.menu("settings.lost_reasons", _l("Lost reasons"), "pipeline.lost_reasons",
                parent="settings", sequence=61, permission="pipeline.manage")
+    addon.menu("settings.deal_tags", _l("Deal tags"), "pipeline.tags",
+               parent="settings", sequence=62, permission="pipeline.manage")
     addon.hook("contacts.card.sidebar", hooks.render_partner_deals, sequence=20)
     from . import dashboard
 

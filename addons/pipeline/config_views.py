@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 from core.api import db, permission_required
 from core.i18n import LANGUAGES
 
-from .forms import KIND_LABELS, LostReasonForm, PipelineForm, StageForm, team_choices
-from .models import Deal, LostReason, Pipeline, Stage, StageChange
+from .forms import KIND_LABELS, LostReasonForm, PipelineForm, StageForm, TagForm, team_choices
+from .models import Deal, DealTag, LostReason, Pipeline, Stage, StageChange, Tag
 from .state import lost_reason_label, pipeline_label, seed_defaults, stage_label
 from .views import bp
 
@@ -248,3 +248,61 @@ def lost_reason_edit(reason_id: int):
 
     return _edit_page(form, save, _("Lost reason saved."), "pipeline/settings_reason.html",
                       lambda: {"reason": reason})
+
+
+# -- tags ------------------------------------------------------------------------------------
+def _tag_clash(name: str, tag_id: int | None = None) -> bool:
+    query = select(Tag.id).where(func.lower(Tag.name) == name.lower())
+    if tag_id is not None:
+        query = query.where(Tag.id != tag_id)
+    return db.session.scalar(query) is not None
+
+
+@bp.route("/settings/tags", methods=["GET", "POST"])
+@permission_required("pipeline.manage")
+def tags():
+    """The deal tags the form and the filters offer: added, renamed and recoloured here; a
+    tag leaves the list only when no deal carries it."""
+    form = TagForm()
+    if request.method == "POST":
+        if not form.validate():
+            flash(_("Give the tag a name (and a colour like #4caf7a, or none)."), "error")
+        else:
+            name = " ".join(form.name.data.split())
+            if _tag_clash(name):
+                flash(_("This tag is already on the list."), "error")
+            else:
+                db.session.add(Tag(name=name, color=form.color.data or None))
+                return _saved(_("Tag added."), url_for(".tags"))
+    rows = db.session.scalars(select(Tag).order_by(func.lower(Tag.name))).all()
+    usage = dict(db.session.execute(select(DealTag.tag_id, func.count(DealTag.deal_id))
+                                    .group_by(DealTag.tag_id)).all())
+    return render_template("pipeline/settings_tags.html", tags=rows, form=form, usage=usage,
+                           **_ctx())
+
+
+@bp.route("/settings/tags/<int:tag_id>", methods=["POST"])
+@permission_required("pipeline.manage")
+def tag_edit(tag_id: int):
+    tag = db.get_or_404(Tag, tag_id)
+    form = TagForm()
+    if not form.validate():
+        flash(_("Give the tag a name (and a colour like #4caf7a, or none)."), "error")
+        return redirect(url_for(".tags"))
+    name = " ".join(form.name.data.split())
+    if _tag_clash(name, tag.id):
+        flash(_("This tag is already on the list."), "error")
+        return redirect(url_for(".tags"))
+    tag.name, tag.color = name, form.color.data or None
+    return _saved(_("Tag saved."), url_for(".tags"))
+
+
+@bp.route("/settings/tags/<int:tag_id>/delete", methods=["POST"])
+@permission_required("pipeline.manage")
+def tag_delete(tag_id: int):
+    tag = db.get_or_404(Tag, tag_id)  # CSRF: checked for every POST by CSRFProtect
+    if db.session.scalar(select(DealTag.deal_id).where(DealTag.tag_id == tag.id).limit(1)):
+        flash(_("Deals carry this tag; take it off them first."), "error")
+        return redirect(url_for(".tags"))
+    db.session.delete(tag)
+    return _saved(_("Tag deleted."), url_for(".tags"))

@@ -114,6 +114,12 @@ class StageForm(FlaskForm):
                        default="open")
 
 
+class TagForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=80)])
+    color = StringField(_l("Colour"), validators=[
+        Optional(), Regexp(r"^#[0-9A-Fa-f]{6}$", message=_l("A colour like #4caf7a."))])
+
+
 class LostReasonForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     sequence = IntegerField(_l("Order"), default=10, validators=[Optional()])

@@ -24,7 +24,8 @@ def test_settings_pages_are_404_for_a_salesperson(app, client, login, make_user)
     sam = make_user("sam")
     assign_roles(sam, "salesperson")
     login(client, sam)
-    for path in ("/pipeline/settings/pipelines", "/pipeline/settings/lost-reasons"):
+    for path in ("/pipeline/settings/pipelines", "/pipeline/settings/lost-reasons",
+                 "/pipeline/settings/tags"):
         assert client.get(path).status_code == 404
     html = client.get("/pipeline/deals").get_data(as_text=True)
     assert 'data-menu="sales.board"' in html and 'data-menu="settings.pipelines"' not in html
@@ -276,3 +277,39 @@ def test_settings_of_an_unknown_id_are_a_404_for_a_manager(manager, client, logi
             "csrf_token": csrf_token(client, "/pipeline/settings/pipelines"), "name": "X",
             "currency": "EUR", "sequence": "10", "probability": "10", "kind": "open"})
     assert response.status_code == 404
+
+
+def test_deal_tags_are_added_renamed_and_deleted_when_unused(manager, client, login):
+    from addons.pipeline.models import DealTag, Tag
+
+    pipeline = seed_defaults()
+    db.session.commit()
+    login(client, manager)
+    token = csrf_token(client, "/pipeline/settings/tags")
+    assert client.post("/pipeline/settings/tags", data={
+        "csrf_token": token, "name": "  Export  ", "color": "#4caf7a"}).status_code == 302
+    client.post("/pipeline/settings/tags", data={"csrf_token": token, "name": "Tender"})
+    clash = client.post("/pipeline/settings/tags", data={"csrf_token": token, "name": "export"},
+                        follow_redirects=True)
+    assert "This tag is already on the list." in clash.get_data(as_text=True)
+    bad = client.post("/pipeline/settings/tags", data={"csrf_token": token, "name": "X",
+                                                        "color": "green"})
+    assert "A colour like #4caf7a" in bad.get_data(as_text=True)
+    tags = {t.name: t for t in db.session.scalars(select(Tag))}
+    assert set(tags) == {"Export", "Tender"} and tags["Export"].color == "#4caf7a"
+
+    client.post(f"/pipeline/settings/tags/{tags['Tender'].id}",
+                data={"csrf_token": token, "name": "Public tender", "color": ""})
+    deal = create_deal(title="Desks", pipeline=pipeline, user=manager)
+    db.session.add(DealTag(deal_id=deal.id, tag_id=tags["Export"].id))
+    db.session.commit()
+    kept = client.post(f"/pipeline/settings/tags/{tags['Export'].id}/delete",
+                       data={"csrf_token": token}, follow_redirects=True)
+    assert "Deals carry this tag" in kept.get_data(as_text=True)
+    client.post(f"/pipeline/settings/tags/{tags['Tender'].id}/delete",
+                data={"csrf_token": token})
+    db.session.expire_all()
+    assert [t.name for t in db.session.scalars(select(Tag))] == ["Export"]
+    # The deal form offers the tags the settings made.
+    form = client.get(f"/pipeline/deals/new?pipeline_id={pipeline.id}").get_data(as_text=True)
+    assert ">Export<" in form
