@@ -145,6 +145,21 @@ def _sent_file(offer: Offer) -> StoredFile | None:
     return row if ok else None
 
 
+def freeze_pdf(offer: Offer, *, user: User | None = None) -> StoredFile:
+    """The PDF the client has, stored on the offer once, when it first becomes sent (by
+    e-mail here, or marked sent by hand after handing it over): every later copy, mail and
+    public link gives these very bytes, whatever the template or the firm's details become.
+    `SendError` when it cannot be rendered (the caller rolls back)."""
+    stored = _sent_file(offer)
+    if stored is None:
+        pdf = render_pdf(offer)
+        stored = save_attachment(MODEL, offer.id, io.BytesIO(pdf), pdf_filename(offer),
+                                 user=user)
+        db.session.flush()
+        offer.sent_attachment_id = stored.id
+    return stored
+
+
 def send_offer(offer: Offer, *, to: str | None = None, user: User | None = None) -> EmailMessage:
     """Send the offer to `to` (the client's e-mail by default) and commit; `SendError` or
     `MailError` leave nothing changed."""
@@ -165,15 +180,8 @@ def send_offer(offer: Offer, *, to: str | None = None, user: User | None = None)
                 service.change_state(offer, "sent", user=user)
             except service.OfferError as exc:
                 raise SendError(str(exc)) from exc
-        stored = _sent_file(offer)
-        if stored is not None:  # sent before: the same document again, not a new rendering
-            pdf = stored.path.read_bytes()
-        else:
-            pdf = render_pdf(offer)
-            stored = save_attachment(MODEL, offer.id, io.BytesIO(pdf), pdf_filename(offer),
-                                     user=user)
-            db.session.flush()
-            offer.sent_attachment_id = stored.id
+        stored = freeze_pdf(offer, user=user)
+        pdf = stored.path.read_bytes()
         link = issue_link(offer, user=user)
         language = mail_language(offer)
         message = send_mail(recipient, _sources(SUBJECT), _sources(BODY),

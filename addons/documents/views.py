@@ -561,8 +561,14 @@ def offer_line_price(offer_id: int, line_id: int):
 @bp.route("/offers/<int:offer_id>/state/<state>", methods=["POST"])
 @permission_required("documents.write")
 def offer_state(offer_id: int, state: str):
-    done, _result = _act_on_offer(
-        offer_id, lambda offer: svc.change_state(offer, state, user=current_user))
+    from .sending import SendError, freeze_pdf
+
+    def change(offer: Offer) -> None:
+        svc.change_state(offer, state, user=current_user)
+        if state == "sent":  # handed over or mailed from elsewhere: keep what they got
+            freeze_pdf(offer, user=current_user)
+
+    done, _result = _act_on_offer(offer_id, change, errors=(svc.OfferError, SendError))
     if done:
         flash(_("Offer is now: %(state)s", state=svc.state_label(state)), "success")
     return _to_offer(offer_id)

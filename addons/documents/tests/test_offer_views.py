@@ -97,6 +97,11 @@ def test_state_button_needs_csrf_and_logs_the_change(app, client, make_user, log
     html = client.get(f"/documents/offers/{offer.id}").get_data(as_text=True)
     assert "OFFER/2026/0001" in html
     assert re.findall(r'data-state="(\w+)"', html) == ["accepted", "declined"]
+    # Marked sent by hand: the PDF the client got is kept, as when it is mailed.
+    from core.storage import Attachment
+
+    stored = db.session.get(Attachment, offer.sent_attachment_id)
+    assert stored is not None and stored.path.read_bytes().startswith(b"%PDF")
 
 
 def test_illegal_state_is_refused_with_a_message(app, client, make_user, login):
