@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from flask_babel import gettext as _
@@ -41,7 +42,7 @@ FIELDS: dict[str, Any] = {
     "city": _l("City"),
     "postcode": _l("Postcode"),
     "region": _l("Region"),
-    "country": _l("Country (two-letter code)"),
+    "country": _l("Country"),
     "lang": _l("Preferred language"),
     "birthday": _l("Birthday"),
     "vat": _l("Tax number"),
@@ -158,7 +159,8 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     "number_invalid": lambda p: _("%(value)s is not a number (%(field)s).", **p),
     "bool_invalid": lambda p: _("%(value)s is not yes or no (%(field)s).", **p),
     "choice_invalid": lambda p: _("%(value)s is not one of the choices of %(field)s.", **p),
-    "country_invalid": lambda p: _("%(value)s is not a two-letter country code.", **p),
+    "country_invalid": lambda p: _("%(value)s is neither a country name nor a two-letter "
+                                   "country code.", **p),
     "status_invalid": lambda p: _("%(value)s is not a status (lead, prospect, client, "
                                   "inactive).", **p),
     "kind_invalid": lambda p: _("%(value)s is neither a person nor a company.", **p),
@@ -193,6 +195,20 @@ def message(code: str, params: dict[str, Any] | None = None) -> str:
     if "key" in params and params["key"] in MATCH_KEYS:
         params["key"] = str(MATCH_KEYS[params["key"]])
     return render(params) if render else code
+
+
+@lru_cache(maxsize=1)
+def country_names() -> dict[str, str]:
+    """Folded country names in English and the staff's languages -> ISO 3166 code: old
+    systems and phones' vCards write "Latvia", "Latvija" or "Россия", not "LV"."""
+    from babel import Locale
+
+    names: dict[str, str] = {}
+    for language in ("en", "lv", "ru", "uz", "kk", "ro"):
+        for code, name in Locale.parse(language).territories.items():
+            if len(code) == 2 and code.isalpha():
+                names.setdefault(fold(name), code)
+    return names
 
 
 class RowError(Exception):
@@ -436,8 +452,10 @@ class RowMapper:
         elif key == "created_at":
             values["created_at"] = parse_datetime(raw, key)
         elif key == "country":
-            code = raw.upper()
+            code = raw.strip().upper()
             if not re.fullmatch(r"[A-Z]{2}", code):
+                code = country_names().get(fold(raw), "")
+            if not code:
                 raise RowError("country_invalid", value=raw)
             values["country"] = code
         elif key == "status":

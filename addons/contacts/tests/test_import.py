@@ -379,6 +379,19 @@ def test_update_by_key_never_touches_a_contact_the_importer_may_not_see(app, mak
     assert (ivan.city, ivan.owner_id) == ("Moscow", anna.id)
 
 
+def test_countries_are_read_from_names_in_any_staff_language_or_codes(app, admin):
+    data = csv_bytes([["Name", "Country"], ["SIA Koks", "Latvija"], ["OOO Sever", "Россия"],
+                      ["Codru SRL", "Republica Moldova"], ["Astyq", "kz"],
+                      ["Paxta", "Oʻzbekiston"], ["Nowhere Ltd", "Atlantis"]])
+    batch = run_import(data, "firms.csv", admin, kind="company")
+    countries = dict(db.session.execute(select(Partner.name, Partner.country)).all())
+    assert countries == {"SIA Koks": "LV", "OOO Sever": "RU", "Codru SRL": "MD",
+                         "Astyq": "KZ", "Paxta": "UZ"}
+    [error] = db.session.scalars(select(ImportRowError).where(
+        ImportRowError.import_id == batch.id)).all()
+    assert error.code == "country_invalid"
+
+
 # -- custom fields, generated data, the bulk path ------------------------------------------
 def test_custom_fields_are_imported_typed_and_searchable(app, admin):
     size = CustomField(code="fleet", labels={"en": "Fleet size"}, kind="number")
