@@ -36,6 +36,8 @@ from typing import Any
 
 from flask import Response, abort, flash, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext
 from flask_login import current_user
 from sqlalchemy import and_, func, or_, select, tuple_
 
@@ -55,10 +57,10 @@ from core.activities import (
 from core.api import User, db
 from core.extensions import csrf
 from core.security import permission_required, scope_for
-from core.timeline import TimelineEntry
+from core.timeline import TimelineEntry, log_entry
 
 from .leads import create_lead, default_pipeline, setting
-from .models import Call, Deal, Lead, Pipeline
+from .models import Call, Deal, Lead, Pipeline, Stage
 from .views import bp
 
 __all__ = ["CallData", "CallDataError", "ManagerCalls", "import_calls", "parse_call",
@@ -220,6 +222,30 @@ def _callback(type_id: int, model: str, record_id: int, assignee: User | None,
                              due_at=now(), model=model, record_id=record_id)
 
 
+def _log_call(call: Call, partner: Partner, user: User | None) -> None:
+    """An answered call is on the client's timeline and on its open deals' (a "call" entry
+    at the call's time), so the card shows it, and the deals' last contact, which stale-deal
+    rotation and the workload board read, counts it. The system writes it (no author): what
+    the salesperson notes about the call is still theirs to write, and the calls report
+    still asks for it."""
+    name = user.display_name if user is not None else None
+    if call.direction == "in":
+        subject = _l("Incoming call, answered by %(user)s", user=name) if name \
+            else _l("Incoming call")
+    else:
+        subject = _l("Outgoing call by %(user)s", user=name) if name else _l("Outgoing call")
+    minutes = max(1, round((call.duration_seconds or 0) / 60))
+    body = lazy_ngettext("%(num)d minute", "%(num)d minutes", minutes) \
+        if call.duration_seconds else ""
+    deals = db.session.scalars(select(Deal.id).join(Stage, Stage.id == Deal.stage_id).where(
+        or_(Deal.partner_id == partner.id, Deal.company_id == partner.id),
+        Deal.active.is_(True), Stage.kind == "open")).all()
+    for model, record_id in [(PARTNER_MODEL, partner.id), *((DEAL_MODEL, d) for d in deals)]:
+        entry = log_entry(model, record_id, "call", body, subject=subject)
+        if call.started_at is not None:
+            entry.created_at = call.started_at
+
+
 def record_call(data: CallData) -> tuple[Call, bool]:
     """Store one call, matched and followed up; returns (call, created). The caller commits."""
     if data.external_id:
@@ -239,6 +265,8 @@ def record_call(data: CallData) -> tuple[Call, bool]:
                 partner_id=partner.id if partner else None)
     db.session.add(call)
     db.session.flush()
+    if partner is not None and data.status == "answered":
+        _log_call(call, partner, data.user)
     if data.direction == "in" and data.status == "missed" and other:
         if partner is not None:
             owner = db.session.get(User, partner.owner_id) if partner.owner_id else None

@@ -10,12 +10,13 @@ from sqlalchemy import func, select
 
 from addons.contacts.models import Partner
 from addons.contacts.services import refresh_search, set_phones
-from addons.pipeline.models import Call, Lead
+from addons.pipeline.models import Call, Deal, Lead
 from addons.pipeline.phone import import_calls, unrecorded_calls
 from addons.pipeline.state import create_deal, seed_defaults
 from core.activities import Activity, mark_done
 from core.api import Notification, Role, Team, add_note, assign_roles, db
 from core.security import TeamMember
+from core.timeline import TimelineEntry
 
 TOKEN = "pbx-secret-token"
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -159,6 +160,25 @@ def test_a_missed_call_from_a_client_gives_their_salesperson_a_call_back(app, cl
     [activity] = db.session.scalars(select(Activity)).unique().all()
     assert (activity.model, activity.record_id) == ("contacts.partner", floor["client"].id)
     assert activity.assignee_id == floor["bruno"].id
+
+
+def test_an_answered_call_is_on_the_clients_and_open_deals_timelines_and_counts_as_contact(
+        app, client, floor):
+    jan = floor["client"]
+    open_deal = create_deal(title="Chairs", pipeline=floor["pipeline"], partner_id=jan.id)
+    db.session.commit()
+    at = NOW - timedelta(hours=2)
+    assert pbx(client, [call("+371 2000 0001", user="anna", at=at),
+                        call("+371 2000 0001", status="missed", at=NOW)]).status_code == 200
+    db.session.expire_all()
+    entries = db.session.scalars(select(TimelineEntry).where(TimelineEntry.kind == "call")
+                                 .order_by(TimelineEntry.model)).all()
+    assert [(e.model, e.record_id) for e in entries] == [("contacts.partner", jan.id),
+                                                         ("pipeline.deal", open_deal.id)]
+    assert all(e.author_id is None for e in entries)  # the salesperson's own note is asked for
+    assert "Incoming call, answered by Anna" in entries[0].subject
+    deal = db.session.get(Deal, open_deal.id)
+    assert deal.last_activity_at.replace(tzinfo=UTC) == at  # rotation sees the contact
 
 
 def test_an_answered_call_from_an_unknown_number_makes_no_lead(app, client, floor):
