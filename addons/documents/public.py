@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
-from flask_babel import force_locale
+from flask_babel import force_locale, format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -185,14 +185,24 @@ def public_offer(token: str):
     from . import offers as service
 
     lang = _language(offer)
+    open_ = offer.state == "sent" and offer.is_current
     with force_locale(lang):
         return render_template("documents/public_offer.html", offer=offer, token=token,
                                partner=_partner(offer), lang=lang,
                                number=service.display_number(offer),
                                has_pdf=offer.sent_attachment_id is not None,
-                               answerable=offer.state == "sent" and offer.is_current,
+                               answerable=open_ and not _expired(offer),
+                               expired=open_ and _expired(offer),
                                state_label=service.state_label(offer.state),
                                unit_label=service.unit_label)
+
+
+def _expired(offer: Offer) -> bool:
+    """Past its "valid until" day (the firm's calendar): the client can no longer accept
+    it; the salesperson issues a revision with today's prices."""
+    from .offers import local_today
+
+    return offer.valid_until is not None and offer.valid_until < local_today()
 
 
 @bp.route("/p/<token>/pdf")
@@ -226,6 +236,10 @@ def public_answer(token: str):
     with force_locale(lang):
         if offer.state != "sent" or not offer.is_current:
             flash(_("This offer was already answered."), "info")
+            return redirect(url_for("documents.public_offer", token=token))
+        if _expired(offer):
+            flash(_("This offer was valid until %(date)s; ask us for a new one.",
+                    date=format_date(offer.valid_until)), "error")
             return redirect(url_for("documents.public_offer", token=token))
         new_state = "accepted" if decision == "accept" else "declined"
         comment = (request.form.get("comment") or "").strip()[:2000]

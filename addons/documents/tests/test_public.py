@@ -108,6 +108,25 @@ def test_accepting_moves_the_offer_once_and_logs_it(app, seller):
     assert reload(offer).state == "accepted"
 
 
+def test_an_offer_past_its_valid_until_day_cannot_be_accepted(app, seller):
+    from datetime import timedelta
+
+    offer = sent_offer(seller, lang="en")
+    with app.test_request_context():
+        today = offers.local_today()
+    offer.offer_date, offer.valid_until = today - timedelta(days=40), today - timedelta(days=1)
+    db.session.commit()
+    path = link_for(app, offer)
+    client = app.test_client()
+    html = client.get(path).get_data(as_text=True)
+    assert 'value="accept"' not in html and "This offer was valid until" in html
+    token = csrf_token(client, "/login")  # a page kept open from before the day passed
+    refused = client.post(path + "/answer", data={"csrf_token": token, "decision": "accept"},
+                          follow_redirects=True)
+    assert "ask us for a new one" in refused.get_data(as_text=True)
+    assert reload(offer).state == "sent"
+
+
 def test_declining_moves_the_offer_to_declined(app, seller):
     offer = sent_offer(seller)
     path = link_for(app, offer)
