@@ -220,7 +220,7 @@ class BulkForm(FlaskForm):
 
     action = SelectField(_l("With the selected"), choices=[
         ("owner", _l("Assign to salesperson")), ("tag", _l("Add tag")),
-        ("status", _l("Change status")), ("delete", _l("Delete"))])
+        ("status", _l("Change status")), ("merge", _l("Merge")), ("delete", _l("Delete"))])
     owner_id = SelectField(_l("Salesperson"), coerce=_optional_int, choices=[],
                            validate_choice=False)
     tag = StringField(_l("Tag"), validators=[Optional(), Length(max=80)])

@@ -214,6 +214,13 @@ def bulk():
         flash(_("Tick the contacts to change first."), "error")
         return redirect(back)
     action = form.action.data
+    if action == "merge":  # duplicates found in the list: the merge page takes them
+        from .merge_views import MAX_MERGE
+
+        if not 2 <= len(partners) <= MAX_MERGE:
+            flash(_("Tick between 2 and %(max)d contacts to merge.", max=MAX_MERGE), "error")
+            return redirect(back)
+        return redirect(url_for("contacts.merge", ids=[p.id for p in partners]))
     if action == "delete":
         if not current_user.has_permission("contacts.delete"):
             abort(404)

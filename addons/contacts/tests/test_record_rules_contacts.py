@@ -126,3 +126,19 @@ def test_user_without_a_role_sees_no_contacts_page(app, client, make_user, login
     nobody = make_user("nobody")
     login(client, nobody)
     assert client.get("/contacts/").status_code == 404
+
+
+def test_a_salesperson_merges_ticked_duplicates_from_the_list(team, client, login):
+    """Merging needs only contacts.write: the list's bulk action leads there, with the rows
+    the user may see (another salesperson's row ticked is left out, and alone is refused)."""
+    twin = _partner("Sam Client SIA", team["sam"])
+    db.session.commit()
+    login(client, team["sam"])
+    assert 'value="merge"' in client.get("/contacts/").get_data(as_text=True)
+    response = _bulk(client, ids=[str(team["mine"]), str(twin.id)], action="merge")
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert "/contacts/merge" in location and f"ids={twin.id}" in location
+    assert client.get(location).status_code == 200
+    alone = _bulk(client, ids=[str(team["mine"]), str(team["theirs"])], action="merge")
+    assert alone.status_code == 302 and "/contacts/merge" not in alone.headers["Location"]
