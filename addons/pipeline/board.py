@@ -49,6 +49,9 @@ class DealFilters:
     stage: int | None = None
     #: Only deals in an open stage (not won, not lost): the dashboard's "open deals" links.
     open: bool = False
+    #: Only deals nobody owns (`owner=none`): the pool that stale-deal rotation fills when
+    #: nobody in the team can take a reclaimed deal.
+    unassigned: bool = False
 
     @classmethod
     def parse(cls, args: Mapping[str, Any]) -> DealFilters:
@@ -59,14 +62,18 @@ class DealFilters:
                 return None
             return value or None
 
-        return cls(owner=number("owner"), team=number("team"), tag=number("tag"),
+        unassigned = str(args.get("owner") or "") == "none"
+        return cls(owner=None if unassigned else number("owner"), team=number("team"),
+                   tag=number("tag"),
                    no_next=str(args.get("no_next") or "") in ("1", "on", "true", "yes"),
                    q=str(args.get("q") or "").strip()[:100], stage=number("stage"),
-                   open=str(args.get("open") or "") in ("1", "on", "true", "yes"))
+                   open=str(args.get("open") or "") in ("1", "on", "true", "yes"),
+                   unassigned=unassigned)
 
     def args(self) -> dict[str, Any]:
         """Non-empty filters as query-string arguments (for links that keep them)."""
-        values = {"owner": self.owner, "team": self.team, "tag": self.tag,
+        values = {"owner": "none" if self.unassigned else self.owner, "team": self.team,
+                  "tag": self.tag,
                   "no_next": "1" if self.no_next else None, "q": self.q or None,
                   "stage": self.stage, "open": "1" if self.open else None}
         return {k: v for k, v in values.items() if v}
@@ -78,6 +85,8 @@ class DealFilters:
     def apply(self, stmt: Select) -> Select:
         if self.owner:
             stmt = stmt.where(Deal.owner_id == self.owner)
+        if self.unassigned:
+            stmt = stmt.where(Deal.owner_id.is_(None))
         if self.team:
             stmt = stmt.where(Deal.team_id == self.team)
         if self.tag:

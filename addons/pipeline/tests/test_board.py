@@ -108,7 +108,10 @@ def test_filters_by_owner_team_tag_and_no_next_activity(app, make_user):
     assert titles(team=str(team.id)) == ["Sam's"]
     assert titles(tag=str(hot.id)) == ["Sara's"]
     assert titles(no_next="1") == ["Sam's", "Sara's"]
-    assert a.id  # created
+    a.owner_id = None  # reclaimed, nobody could take it: the pool
+    db.session.commit()
+    assert titles(owner="none") == ["Sam's"]
+    assert DealFilters.parse({"owner": "none"}).args() == {"owner": "none"}
 
 
 def test_a_salesperson_sees_own_deals_on_the_board_and_404_on_others(app, client, login,
