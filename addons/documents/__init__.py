@@ -29,8 +29,12 @@ def init_app(app: Flask, addon: AddonContext) -> None:
     addon.menu("documents.products", _l("Products"), "documents.products", parent="documents",
                sequence=20, permission="documents.read")
     addon.hook("contacts.card.sidebar", views.render_partner_offers, sequence=30)
+    from . import template_views
+
+    addon.hook("contacts.card.sidebar", template_views.render_partner_print, sequence=35)
     from . import dashboard
 
     addon.hook("core.dashboard", dashboard.render_dashboard, sequence=40)
     if "pipeline" in app.extensions["birga"].addons_by_name:
         addon.hook("pipeline.deal.main", views.render_deal_offers, sequence=20)
+        addon.hook("pipeline.deal.main", template_views.render_deal_print, sequence=25)

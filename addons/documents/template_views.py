@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import io
+from functools import cache
 from typing import Any
 
 from flask import (
@@ -29,13 +30,16 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import select
 
 from addons.contacts.models import Partner
 from core.api import db, get_or_404, permission_required, visible
+from core.i18n import LANGUAGES
 
 from . import default_templates
 from .models import DocumentTemplate, Offer, TemplateVersion
@@ -140,6 +144,66 @@ def context_for(subject: str, record_id: int) -> dict[str, Any]:
 
 def _lang_of(data: dict[str, Any]) -> str:
     return str(data.get("lang") or "en")
+
+
+# -- printing from the client card and the deal ----------------------------------------------
+def printable(subject: str) -> list[DocumentTemplate]:
+    """Active contract and letter templates filled from a `subject` ("partner", "deal").
+    The shipped ones for a subject are seeded (and committed) the first time a page asks, so
+    a firm prints a contract before anyone has opened the template editor."""
+    query = select(DocumentTemplate).where(DocumentTemplate.subject == subject,
+                                           DocumentTemplate.kind != "offer")
+    rows = db.session.scalars(query).all()
+    shipped = [code for code, (_kind, subj, *_rest) in default_templates.DEFAULTS.items()
+               if subj == subject and code != "offer"]
+    if not rows and shipped:
+        for code in shipped:
+            default_templates.ensure_default(code)
+        db.session.commit()
+        rows = db.session.scalars(query).all()
+    return sorted((t for t in rows if t.active), key=lambda t: template_title(t).lower())
+
+
+def template_title(template: DocumentTemplate) -> str:
+    """A shipped template's title in the reader's language while its name is still the one
+    it was seeded with (in whichever language that was); the name an editor gave it
+    otherwise."""
+    default = default_templates.DEFAULTS.get(template.code)
+    if default is not None and (not template.name
+                                or template.name in _seeded_names(template.code)):
+        return str(default[4])
+    return template.name
+
+
+@cache
+def _seeded_names(code: str) -> frozenset[str]:
+    title = default_templates.DEFAULTS[code][4]
+    names = set()
+    for language in LANGUAGES:
+        with force_locale(language):
+            names.add(str(title))
+    return frozenset(names)
+
+
+def _print_panel(subject: str, record_id: int) -> Markup:
+    if not current_user.is_authenticated or not current_user.has_permission("documents.read"):
+        return Markup("")
+    templates = printable(subject)
+    if not templates:
+        return Markup("")
+    return Markup(render_template(  # noqa: S704 - an autoescaped template we render
+        "documents/print_panel.html", templates=templates, record=record_id,
+        title=template_title))
+
+
+def render_partner_print(partner: Any = None, **_ctx: Any) -> Markup:
+    """`contacts.card.sidebar`: contracts and letters filled from this client's card."""
+    return Markup("") if partner is None else _print_panel("partner", partner.id)
+
+
+def render_deal_print(deal: Any = None, **_ctx: Any) -> Markup:
+    """`pipeline.deal.main` (with pipeline enabled): documents filled from the deal."""
+    return Markup("") if deal is None else _print_panel("deal", deal.id)
 
 
 # -- pages ---------------------------------------------------------------------------------------

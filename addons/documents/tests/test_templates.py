@@ -301,3 +301,27 @@ def test_the_offer_hash_of_the_previous_release_is_recorded():
 
     html, css = defaults.source("offer")
     assert (defaults._sha(html), defaults._sha(css)) not in defaults.SHIPPED_BEFORE["offer"]
+
+
+def test_a_contract_is_printed_from_the_client_card(app, client, make_user, login):
+    """The shipped contract and letter are offered on the card (seeded on first use) and the
+    link gives the PDF filled from the card; an inactive template is not offered."""
+    from core.api import assign_roles
+
+    anna = make_user("anna", locale="lv")
+    assign_roles(anna, "salesperson")
+    partner = Partner(kind="company", name="SIA Ozols", owner_id=anna.id, country="LV")
+    db.session.add(partner)
+    db.session.commit()
+    login(client, anna)
+    card = client.get(f"/contacts/{partner.id}").get_data(as_text=True)
+    links = re.findall(r'href="(/documents/templates/\d+/print\?record=\d+)">([^<]+)<', card)
+    assert len(links) == 2  # the contract and the letter, titled in Latvian
+    assert "Contract" not in [title for _url, title in links]
+    pdf = client.get(links[0][0].replace("&amp;", "&"))
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    letter = db.session.scalar(select(DocumentTemplate).where(DocumentTemplate.code == "letter"))
+    letter.active = False
+    db.session.commit()
+    card = client.get(f"/contacts/{partner.id}").get_data(as_text=True)
+    assert len(re.findall(r"/documents/templates/\d+/print", card)) == 1
