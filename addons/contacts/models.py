@@ -141,9 +141,11 @@ class Partner(TimelineMixin, VersionedMixin, db.Model):
         for lang in ("en", "lv", "ru", "uz", "kk", "ro")
     ) + (
         # A salesperson's own clients by last contact and birthday, from the index alone: the
-        # home page's "no contact for N days" count and birthdays (and any owner lookup).
+        # home page's "no contact for N days" count and birthdays (and any owner lookup). The
+        # id rides along (SQLite's indexes hold the rowid anyway; PostgreSQL needs INCLUDE)
+        # so the birthdays' ids come from an index-only scan.
         Index("ix_contacts_partner_owner_contact", "owner_id", "active", "last_contact_at",
-              "birthday"),
+              "birthday", postgresql_include=["id"]),
     )
 
     @property
