@@ -71,6 +71,21 @@ def vat_key(vat: str | None) -> str | None:
     return _NOT_VAT.sub("", vat.upper()) or None
 
 
+def vat_variants(vat: str | None, country: str | None = None) -> set[str]:
+    """The spellings one tax number may be stored under: as typed (compacted), and with or
+    without its two-letter country prefix. The forms store LV and RO numbers bare, while a row
+    imported without a country keeps "LV40003245752": both are the same company."""
+    key = vat_key(vat)
+    if not key or not vat:
+        return set()
+    found = {key, vat.replace(" ", "").upper()}
+    if len(key) > 4 and key[:2].isalpha() and key[2].isdigit():
+        found.add(key[2:])
+    elif country and len(country) == 2 and country.isalpha() and key[0].isdigit():
+        found.add(country.upper() + key)
+    return found
+
+
 def _safe_email(raw: str) -> str | None:
     try:
         return normalize_email(raw)
@@ -81,7 +96,7 @@ def _safe_email(raw: str) -> str | None:
 def find_duplicates(*, phones: Iterable[str] = (), emails: Iterable[str] = (),
                     vat: str | None = None, name: str | None = None,
                     company_id: int | None = None, exclude_id: int | None = None,
-                    limit: int = 5) -> list[DuplicateMatch]:
+                    limit: int = 5, country: str | None = None) -> list[DuplicateMatch]:
     """Existing active partners that look like the one described; strongest reasons first
     (most reasons, then tax number > e-mail > phone > name).
 
@@ -91,10 +106,9 @@ def find_duplicates(*, phones: Iterable[str] = (), emails: Iterable[str] = (),
     """
     numbers = {n for n in (normalize_phone(p) for p in phones if p) if n}
     keys = {e.lower() for e in (_safe_email(e) for e in emails if e) if e}
-    tax = vat_key(vat)
     # Stored numbers are compacted by the forms and the import; older rows may only have lost
-    # their spaces, so both spellings are looked up.
-    taxes = {tax, vat.replace(" ", "").upper()} if tax and vat else set()
+    # their spaces, or keep (or lack) the country prefix: every spelling is looked up.
+    taxes = vat_variants(vat, country)
     found: dict[int, DuplicateMatch] = {}
 
     def add(pid: int, pname: str, reason: str) -> None:
@@ -112,7 +126,7 @@ def find_duplicates(*, phones: Iterable[str] = (), emails: Iterable[str] = (),
     if keys:
         queries.append(("email", base.where(Partner.id.in_(
             select(PartnerEmail.partner_id).where(PartnerEmail.email_key.in_(keys))))))
-    if tax:
+    if taxes:
         queries.append(("vat", base.where(Partner.vat.in_(sorted(taxes)))))
     for reason, stmt in queries:
         for pid, pname in db.session.execute(stmt).all():

@@ -250,12 +250,23 @@ def refresh_names(partner: Partner) -> None:
 TOKEN_SOURCES: list[Callable[[Partner], Iterable[str | None]]] = []
 
 
+_VAT_PREFIXED = re.compile(r"^([a-z]{2})(\d[0-9a-z]{3,})$")
+
+
+def bare_vat(word: str | None) -> str | None:
+    """A folded tax number's digits without its country prefix ("lv40003245752" ->
+    "40003245752"), or None. Forms store LV and RO numbers bare and an import without a
+    country keeps the prefix, so both spellings are indexed and searched."""
+    found = _VAT_PREFIXED.match(word or "")
+    return found.group(2) if found else None
+
+
 def search_tokens(partner: Partner) -> set[str]:
     phones = [p.number for p in partner.phones] or [partner.phone]
     emails = [e.email for e in partner.emails] or [partner.email]
     found = tokens(partner.name, partner.first_name, partner.last_name, partner.middle_name,
                    partner.company_name, partner.vat, partner.registration_no, partner.city,
-                   *emails)
+                   bare_vat(fold(partner.vat or "").replace(" ", "")), *emails)
     for number in phones:
         if number:
             digits = re.sub(r"\D", "", number)
@@ -346,7 +357,8 @@ def search_condition(query: str):
     phone_forms, words = query_terms(query)
     if phone_forms:
         return or_(*(_prefix(c) for c in phone_forms))
-    return and_(*(_prefix(w) for w in words)) if words else None
+    return and_(*(or_(_prefix(w), _prefix(bare)) if (bare := bare_vat(w)) else _prefix(w)
+                  for w in words)) if words else None
 
 
 def _token_range(word: str):
@@ -379,7 +391,9 @@ def search_ids(query: str):
     words = sorted(set(words), key=len, reverse=True)
     if not words:
         return None
-    selects = [select(SearchToken.partner_id).where(_token_range(w)) for w in words]
+    selects = [select(SearchToken.partner_id).where(
+        or_(_token_range(w), _token_range(bare)) if (bare := bare_vat(w)) else _token_range(w))
+        for w in words]
     return selects[0] if len(selects) == 1 else intersect(*selects)
 
 

@@ -438,7 +438,7 @@ def new(kind: str):
             matches = [] if form.create_anyway.data else find_duplicates(
                 phones=[p for p, _k in form.phone_list()],
                 emails=[e for e, _k in form.email_list()], vat=values["vat"],
-                name=values["name"], company_id=company_id)
+                name=values["name"], company_id=company_id, country=values.get("country"))
             if matches:
                 return _render_form(form, None, duplicates=matches)
             # Nobody chosen: the creator is responsible (and, under "own" rules, still sees it).

@@ -128,14 +128,15 @@ class DuplicateIndex:
             found[company_id].append((pid, name, fold(name)))
         self._colleagues.update(found)
 
-    def may_match(self, phones: list[str], email_keys: list[str], vat: str | None,
+    def may_match(self, phones: list[str], email_keys: list[str], vats: Iterable[str],
                   company_id: int | None) -> bool:
-        """False when `matches()` surely finds nothing (most rows of a first import)."""
-        return (company_id is not None and company_id in self._colleagues) or (
-            vat is not None and vat in self.vats) or any(
+        """False when `matches()` surely finds nothing (most rows of a first import).
+        `vats` are the spellings of the row's tax number (`duplicates.vat_variants`)."""
+        return (company_id is not None and company_id in self._colleagues) or any(
+            v in self.vats for v in vats) or any(
             p in self.phones for p in phones) or any(e in self.emails for e in email_keys)
 
-    def matches(self, *, phones: list[str], emails: list[str], vat: str | None,
+    def matches(self, *, phones: list[str], emails: list[str], vats: Iterable[str],
                 name: str | None, company_id: int | None,
                 exclude_id: int | None = None) -> list[dict[str, Any]]:
         """Like `find_duplicates()`: [{"id", "name", "reasons"}], strongest first."""
@@ -153,7 +154,7 @@ class DuplicateIndex:
             add(self.phones.get(number, []), "phone")
         for email in emails:
             add(self.emails.get(email.lower(), []), "email")
-        if vat:
+        for vat in vats:
             add(self.vats.get(vat, []), "vat")
         if name and company_id is not None and company_id in self._colleagues:
             wanted = fold(name)

@@ -45,6 +45,7 @@ from core.api import User, db, ngettext, refresh_statistics, task, utcnow
 from core.audit import audit
 
 from .. import services
+from ..duplicates import vat_variants
 from ..folding import fold, sort_keys
 from ..models import CustomField, CustomValue, Partner, PartnerEmail, PartnerPhone, SearchToken
 from ..taxids import InvalidTaxId, validate
@@ -529,8 +530,9 @@ class Planner:
         live = self.live()
         phones = {p for o in live for p in o.cand.phones}
         emails = {e for o in live for e in o.cand.emails}
-        vats = {o.cand.values["vat"] for o in live if o.cand.values.get("vat")}
-        index = matching.DuplicateIndex(phones, emails, vats)
+        vat_forms = {o.row_no: vat_variants(o.cand.values.get("vat"), o.cand.values.get("country"))
+                     for o in live if o.cand.values.get("vat")}
+        index = matching.DuplicateIndex(phones, emails, set().union(*vat_forms.values()))
         index.load_colleagues({ref for ref in self.links.values()
                                if isinstance(ref, int)})
         #: The first row of the file holding each phone, e-mail key and tax number.
@@ -540,20 +542,20 @@ class Planner:
         for outcome in live:
             cand = outcome.cand
             row_no = outcome.row_no
-            vat = cand.values.get("vat")
             company = links.get(row_no)
             company_id = company if isinstance(company, int) else None
             emails = [e.lower() for e in cand.emails]
-            if index.may_match(cand.phones, emails, vat, company_id):
+            forms = vat_forms.get(row_no, ())
+            if index.may_match(cand.phones, emails, forms, company_id):
                 found = index.matches(
-                    phones=cand.phones, emails=emails, vat=vat,
+                    phones=cand.phones, emails=emails, vats=forms,
                     name=outcome.name if cand.kind == "person" else None,
                     company_id=company_id, exclude_id=outcome.partner_id)
             else:
                 found = []
             in_file: dict[int, list[str]] = {}
             for reason, values in (("phone", cand.phones), ("email", emails),
-                                   ("vat", (vat,) if vat else ())):
+                                   ("vat", forms)):
                 seen = first_row[reason]
                 for value in values:
                     earlier = seen.setdefault(value, row_no)
@@ -848,7 +850,7 @@ class Writer:
                                                   get("middle_name"))
             city, vat, registration_no = get("city"), get("vat"), get("registration_no")
             texts = [partner.name, first_name, last_name, middle_name, company_name, vat,
-                     registration_no, city]
+                     registration_no, city, services.bare_vat(services.fold_fast(vat or ""))]
             if cand.custom:
                 texts += custom_texts(cand)
             phones, emails = cand.phones, cand.emails

@@ -53,6 +53,17 @@ def test_same_tax_number_with_spaces_and_dashes_is_a_duplicate(app):
     assert [(m.partner_id, m.reasons) for m in matches] == [(company.id, ["vat"])]
 
 
+def test_tax_number_matches_with_or_without_its_country_prefix(app):
+    # The form stores a Latvian number bare; an import without a country kept the prefix.
+    bare = partner("SIA Bare", kind="company", vat="40003000001")
+    prefixed = partner("SIA Prefixed", kind="company", vat="LV40003000002")
+    assert [m.partner_id for m in find_duplicates(vat="LV 4000 3000 001")] == [bare.id]
+    assert [m.partner_id for m in find_duplicates(vat="40003000002", country="LV")] \
+        == [prefixed.id]
+    # Without the country a bare number says nothing about the prefix it may be stored with.
+    assert find_duplicates(vat="40003000002") == []
+
+
 def test_similar_name_only_counts_within_the_same_company(app):
     firm = partner("ООО Строй", kind="company")
     other_firm = partner("АО Логистик", kind="company")

@@ -212,6 +212,22 @@ def test_rows_like_existing_contacts_are_flagged_or_skipped(app, admin, lookups)
     assert search("ozola") == ["Maria Ozola"]
 
 
+def test_tax_number_with_a_country_prefix_flags_the_company_stored_without_it(app, admin,
+                                                                             lookups):
+    existing = Partner(kind="company", name="SIA Koks", vat="40003000001", country="LV")
+    services.refresh_search(existing)
+    db.session.commit()
+    rows = [["Name", "VAT"], ["Koks SIA", "LV40003000001"], ["Other SIA", "LV40003000777"],
+            ["Other Ltd", "40003000777"]]
+    flagged = run_import(csv_bytes(rows), "c.csv", admin, kind="company", dry_run=True)
+    dupes = {row["row"]: row["duplicates"] for row in flagged.result["preview"]}
+    assert dupes[2] == [{"id": existing.id, "name": "SIA Koks", "reasons": ["vat"]}]
+    assert dupes[3] == [] and dupes[4] == [{"row": 3, "reasons": ["vat"]}]  # same file
+    done = run_import(csv_bytes(rows[:2]), "d.csv", admin, kind="company")
+    assert done.state == "done", done.failure
+    assert search("40003000001") == ["Koks SIA", "SIA Koks"]
+
+
 def test_strict_import_saves_nothing_when_a_row_fails(app, admin):
     data = csv_bytes([["Name", "E-mail"], ["Good Row", "good@example.lv"],
                       ["Bad Row", "not an address"]])

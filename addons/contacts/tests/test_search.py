@@ -89,6 +89,20 @@ def test_search_finds_email_and_tax_number(seller, client):
     assert _names(client, "18547290") == {"Popescu"}
 
 
+def test_tax_number_is_found_with_or_without_its_country_prefix(seller, client):
+    popescu = db.session.scalar(db.select(Partner).where(Partner.last_name == "Popescu"))
+    popescu.vat = "18547290"  # a Romanian number as the form stores it, bare
+    petrov = db.session.scalar(db.select(Partner).where(Partner.last_name == "Петров"))
+    petrov.vat = "LV40003000009"  # as an import without a country kept it
+    for partner in (popescu, petrov):
+        services.refresh_search(partner)
+    db.session.commit()
+    assert _names(client, "RO18547290") == {"Popescu"}
+    assert _names(client, "ro 18547290") == set()  # two words: "ro" is no one's word
+    assert _names(client, "40003000009") == {"Петров"}
+    assert _names(client, "lv40003000009") == {"Петров"}
+
+
 def test_search_of_something_absent_shows_nothing(seller, client):
     html = client.get("/contacts/", query_string={"q": "zzzyx"}).get_data(as_text=True)
     assert _names(client, "zzzyx") == set()
