@@ -460,6 +460,19 @@ class Planner:
                 Partner.id.in_(batch), clause)))
         return ids - seen
 
+    def _mask_hidden_duplicates(self, live: list[Any]) -> None:
+        """A row like a contact the importer may not see still says so (creating it would
+        make a duplicate), but not whose: the name and the link stay behind the record
+        rules, as on the list."""
+        hidden = self._hidden({d["id"] for o in live for d in o.duplicates if d.get("id")})
+        if not hidden:
+            return
+        for outcome in live:
+            if any(d.get("id") in hidden for d in outcome.duplicates):
+                outcome.duplicates = [{"hidden": True, "reasons": d["reasons"]}
+                                      if d.get("id") in hidden else d
+                                      for d in outcome.duplicates]
+
     def _companies(self) -> None:
         """Company rows first (they may be the companies people rows name), then link people
         to a company matched by external id, tax number or name, or created."""
@@ -568,6 +581,7 @@ class Planner:
             outcome.duplicates = found
             if found and skip and outcome.action == "create":
                 outcome.action = "skip"
+        self._mask_hidden_duplicates(live)
         for outcome in live:
             if outcome.action == "update":
                 self.updates.append((outcome, outcome.partner_id))

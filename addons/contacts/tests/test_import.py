@@ -395,6 +395,37 @@ def test_update_by_key_never_touches_a_contact_the_importer_may_not_see(app, mak
     assert (ivan.city, ivan.owner_id) == ("Moscow", anna.id)
 
 
+def test_dry_run_flags_a_colleagues_contact_without_naming_it(app, make_user, client, login):
+    from core.api import assign_roles
+    from core.security import Role, RolePermission
+
+    anna, bob = make_user("anna"), make_user("bob")
+    for user in (anna, bob):
+        assign_roles(user, "salesperson")  # own records only
+    importer = Role(code="importer", name="Importer", default_scope="own")
+    db.session.add(importer)
+    db.session.flush()
+    db.session.add(RolePermission(role_id=importer.id, permission="contacts.import"))
+    assign_roles(bob, "importer")
+    for owner, first, email in ((anna, "Ivan", "ivan@example.ru"),
+                                (bob, "Boris", "boris@example.ru")):
+        theirs = Partner(kind="person", first_name=first, last_name="Secret", owner_id=owner.id)
+        services.set_emails(theirs, [email])
+        services.refresh_search(theirs)
+    db.session.commit()
+    batch = run_import(csv_bytes([["First name", "Last name", "E-mail"],
+                                  ["Ivan", "Petrov", "ivan@example.ru"],
+                                  ["Boris", "Petrov", "boris@example.ru"]]),
+                       "mine.csv", bob, dry_run=True)
+    dupes = {row["row"]: row["duplicates"] for row in batch.result["preview"]}
+    assert dupes[2] == [{"hidden": True, "reasons": ["email"]}]  # anna's: no name, no id
+    assert dupes[3][0]["name"] == "Boris Secret"  # bob's own contact is named
+    login(client, bob)
+    html = client.get(f"/contacts/import/{batch.id}").get_data(as_text=True)
+    assert "Ivan Secret" not in html and "Looks like a contact of a colleague" in html
+    assert "Looks like Boris Secret" in html
+
+
 def test_countries_are_read_from_names_in_any_staff_language_or_codes(app, admin):
     data = csv_bytes([["Name", "Country"], ["SIA Koks", "Latvija"], ["OOO Sever", "Россия"],
                       ["Codru SRL", "Republica Moldova"], ["Astyq", "kz"],
