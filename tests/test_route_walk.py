@@ -121,6 +121,7 @@ RECORD_ROUTES: dict[str, Route] = {
     # -- contacts ---------------------------------------------------------------------------
     "/contacts/<int:partner_id>": r(PARTNER, OWN_READ),
     "/contacts/<int:partner_id>/edit": r(PARTNER, OWN_WRITE, OWN_WRITE),
+    "/contacts/<int:partner_id>/delete": r(PARTNER, ADMIN),  # contacts.delete + rules
     # A saved filter is its user's alone, whatever the roles.
     "/contacts/filters/<int:filter_id>": r({"filter_id": "filter"}, frozenset({"alice"})),
     "/contacts/filters/<int:filter_id>/delete": r({"filter_id": "filter"},

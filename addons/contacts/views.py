@@ -278,6 +278,18 @@ def bulk_delete():
     return redirect(_safe_next(form.next.data))
 
 
+@bp.route("/<int:partner_id>/delete")
+@permission_required("contacts.delete")
+def delete_confirm(partner_id: int):
+    """The card's "Delete": the list's confirmation page for this one contact, or, when
+    offers and the like point at it, why it cannot be deleted (before the user confirms)."""
+    partner = get_or_404(Partner, partner_id)
+    in_use = bool(usage.partners_in_use([partner.id], blocking_only=True))
+    back = url_for("contacts.companies" if partner.is_company else "contacts.people")
+    return render_template("contacts/delete_confirm.html", partners=[partner], in_use=in_use,
+                           form=BulkForm(formdata=None, action="delete", next=back))
+
+
 def _tag(name: str) -> Tag:
     tag = db.session.scalar(select(Tag).where(func.lower(Tag.name) == name.lower()))
     if tag is None:

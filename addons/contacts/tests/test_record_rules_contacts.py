@@ -122,6 +122,44 @@ def test_delete_asks_for_confirmation_then_deletes_visible_rows(team, app, make_
     assert db.session.get(Partner, team["theirs"]) is not None
 
 
+def _boss_manages_sam(team) -> None:
+    from core.security import Team, TeamMember
+
+    squad = Team(name="North", manager_id=team["boss"].id)
+    db.session.add(squad)
+    db.session.flush()
+    db.session.add(TeamMember(team_id=squad.id, user_id=team["sam"].id))
+    db.session.commit()
+
+
+def test_card_deletes_its_contact_after_confirmation(team, client, login):
+    _boss_manages_sam(team)
+    login(client, team["boss"])  # a sales manager: may delete their team's contacts
+    card = client.get(f"/contacts/{team['mine']}").get_data(as_text=True)
+    assert f'href="/contacts/{team["mine"]}/delete"' in card
+    page = client.get(f"/contacts/{team['mine']}/delete").get_data(as_text=True)
+    assert "Delete this contact with its phones, e-mails and tags?" in page
+    assert "Sam Client SIA" in page
+    assert db.session.get(Partner, team["mine"]) is not None  # asking deletes nothing
+    response = client.post("/contacts/bulk/delete", data={
+        "csrf_token": csrf_token(client, "/contacts/"), "ids": [str(team["mine"])],
+        "action": "delete", "next": "/contacts/companies"}, follow_redirects=True)
+    assert "1 contact deleted." in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Partner, team["mine"]) is None
+
+
+def test_card_delete_is_offered_only_to_who_may_delete_what_they_see(team, app, client, login):
+    _boss_manages_sam(team)
+    login(client, team["sam"])  # salespeople read and write, but do not delete
+    assert "/delete" not in client.get(f"/contacts/{team['mine']}").get_data(as_text=True)
+    assert client.get(f"/contacts/{team['mine']}/delete").status_code == 404
+    boss = app.test_client()
+    login(boss, team["boss"])  # Sara is not in the boss's team
+    assert boss.get(f"/contacts/{team['mine']}/delete").status_code == 200
+    assert boss.get(f"/contacts/{team['theirs']}/delete").status_code == 404
+
+
 def test_user_without_a_role_sees_no_contacts_page(app, client, make_user, login):
     nobody = make_user("nobody")
     login(client, nobody)

@@ -64,6 +64,20 @@ def test_deleting_contacts_keeps_those_with_offers_and_says_so(app, client, make
     assert db.session.get(Offer, offer_id).partner_id == ids[0]
 
 
+def test_the_card_says_why_a_contact_with_offers_cannot_be_deleted(app, client, make_user,
+                                                                   login):
+    boss = make_user("boss", is_admin=True)
+    quoted = Partner(kind="company", name="SIA Kalns", owner_id=boss.id, country="LV")
+    db.session.add(quoted)
+    db.session.flush()
+    _offer_for(quoted, boss)
+    login(client, boss)
+    page = client.get(f"/contacts/{quoted.id}/delete").get_data(as_text=True)
+    assert "SIA Kalns is used by other records (such as offers), so it cannot be deleted." \
+        in page
+    assert 'action="/contacts/bulk/delete"' not in page  # nothing to confirm
+
+
 def test_an_import_whose_contacts_got_offers_since_is_not_reverted(app, client, make_user,
                                                                     login):
     from addons.contacts.importing.models import ImportBatch
