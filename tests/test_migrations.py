@@ -124,3 +124,28 @@ def test_upgrading_gives_an_existing_support_agent_role_records_annotate(make_ap
         held = set(db.session.scalars(select(RolePermission.permission).join(
             Role, Role.id == RolePermission.role_id).where(Role.code == "support_agent")))
         assert "records.annotate" in held and "support.*" in held
+
+
+def test_upgrading_folds_existing_custom_text_values(make_app):
+    """Data migration 9b4d2e7c1f58: values typed before it are found by the folded filter."""
+    from sqlalchemy import text
+
+    app = make_app(["contacts"], migrate=True)
+    migrate.downgrade(app, "contacts", "3c8e5f1a9d47")
+    with app.app_context():
+        from addons.contacts.models import CustomField, Partner
+
+        partner = Partner(kind="company", name="SIA Koks")
+        field = CustomField(code="code", labels={"en": "Code"}, kind="text")
+        db.session.add_all([partner, field])
+        db.session.flush()
+        # The model already has the new column: the row is written as the old code did.
+        db.session.execute(text(
+            "INSERT INTO contacts_custom_value (partner_id, field_id, value_text)"
+            " VALUES (:partner, :field, 'Būve ПРОЕКТ')"),
+            {"partner": partner.id, "field": field.id})
+        db.session.commit()
+    migrate.upgrade(app, ["contacts"])
+    with app.app_context():
+        assert db.session.execute(text(
+            "SELECT value_key FROM contacts_custom_value")).scalar() == "buve proekt"

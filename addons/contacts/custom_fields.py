@@ -26,7 +26,7 @@ from core.api import db, permission_required
 from core.i18n import LANGUAGES
 
 from . import services
-from .models import CUSTOM_FIELD_KINDS, CustomField, CustomValue, Partner
+from .models import CUSTOM_FIELD_KINDS, CustomField, CustomValue, Partner, value_key
 
 KIND_LABELS = {"text": _l("Text"), "number": _l("Number"), "date": _l("Date"),
                "choice": _l("Choice"), "bool": _l("Yes / no")}
@@ -200,7 +200,7 @@ def _parse(field: CustomField, raw: str) -> Any:
 def filter_conditions(fields: Iterable[CustomField], args: Mapping[str, str]) -> list[Any]:
     """SQL conditions from the list's `cf<id>` / `cf<id>_min` / `cf<id>_max` parameters.
 
-    Text: contains (ASCII case folded on SQLite, full case folding on PostgreSQL); choice:
+    Text: contains, with script, case and diacritics folded on both sides; choice:
     equals; yes/no: `1` has it set, `0` has it unset or no; number and date: ranges.
     """
     conditions = []
@@ -208,10 +208,12 @@ def filter_conditions(fields: Iterable[CustomField], args: Mapping[str, str]) ->
         key = f"cf{field.id}"
         raw = (args.get(key) or "").strip()
         if field.kind == "text" and raw:
-            needle = "%" + raw.lower().replace("\\", "\\\\").replace("%", "\\%")\
-                .replace("_", "\\_") + "%"
-            conditions.append(_value_exists(
-                field.id, func.lower(CustomValue.value_text).like(needle, escape="\\")))
+            # Folded on both sides ("buve" finds "Būve", "проект" finds "ПРОЕКТ"); a needle
+            # that folds to nothing (punctuation) is looked for as typed.
+            folded = value_key(raw)
+            column = CustomValue.value_key if folded else func.lower(CustomValue.value_text)
+            conditions.append(_value_exists(field.id, column.like(
+                _contains(folded or raw.lower()), escape="\\")))
         elif field.kind == "choice" and raw:
             conditions.append(_value_exists(field.id, CustomValue.value_text == raw))
         elif field.kind == "bool" and raw in ("0", "1"):
@@ -230,6 +232,11 @@ def filter_conditions(fields: Iterable[CustomField], args: Mapping[str, str]) ->
             if bounds:
                 conditions.append(_value_exists(field.id, and_(*bounds)))
     return conditions
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern for "contains `text`", its wildcards escaped."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def filter_keys(fields: Iterable[CustomField]) -> list[str]:

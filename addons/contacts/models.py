@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -245,6 +247,10 @@ class CustomValue(db.Model):
     field_id: Mapped[int] = mapped_column(
         ForeignKey("contacts_custom_field.id", ondelete="CASCADE"))
     value_text: Mapped[str | None] = mapped_column(String(500))
+    #: `value_text` folded (script, case and diacritics away, `folding.fold`) for the list's
+    #: "contains" filter: SQLite's `lower()` folds ASCII only, and nobody types "Būve" exactly.
+    #: Set whenever `value_text` is (an attribute event below; the import's bulk rows set it).
+    value_key: Mapped[str | None] = mapped_column(String(500))
     value_number: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
     value_date: Mapped[date | None] = mapped_column(Date)
     value_bool: Mapped[bool | None] = mapped_column(Boolean)
@@ -255,6 +261,18 @@ class CustomValue(db.Model):
         Index("ix_contacts_custom_value_field_number", "field_id", "value_number"),
         Index("ix_contacts_custom_value_field_date", "field_id", "value_date"),
     )
+
+
+@event.listens_for(CustomValue.value_text, "set")
+def _fold_value_text(target: CustomValue, value: str | None, _old: Any, _initiator: Any) -> None:
+    target.value_key = value_key(value)
+
+
+def value_key(text: str | None) -> str | None:
+    """What `CustomValue.value_key` holds for `text`."""
+    from .folding import fold
+
+    return (fold(text)[:500] or None) if text else None
 
 
 class SavedFilter(db.Model):

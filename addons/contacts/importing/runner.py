@@ -47,7 +47,15 @@ from core.audit import audit
 from .. import services
 from ..duplicates import vat_variants
 from ..folding import fold, sort_keys
-from ..models import CustomField, CustomValue, Partner, PartnerEmail, PartnerPhone, SearchToken
+from ..models import (
+    CustomField,
+    CustomValue,
+    Partner,
+    PartnerEmail,
+    PartnerPhone,
+    SearchToken,
+    value_key,
+)
 from ..taxids import InvalidTaxId, validate
 from . import matching
 from .mapping import Candidate, RowError, RowMapper
@@ -89,8 +97,8 @@ PARTNER_COLUMNS = (
 PHONE_COLUMNS = ("partner_id", "number", "kind", "sequence")
 EMAIL_COLUMNS = ("partner_id", "email", "email_key", "kind", "sequence")
 TOKEN_COLUMNS = ("partner_id", "token")
-CUSTOM_COLUMNS = ("partner_id", "field_id", "value_text", "value_number", "value_date",
-                  "value_bool")
+CUSTOM_COLUMNS = ("partner_id", "field_id", "value_text", "value_key", "value_number",
+                  "value_date", "value_bool")
 #: Columns an import may set on an existing partner (and the revert restores).
 UPDATABLE = ("name", "first_name", "last_name", "middle_name", "company_id", "job_title",
              "website", "street", "city", "postcode", "region", "country", "lang", "birthday",
@@ -887,7 +895,7 @@ class Writer:
             token_rows += [(pid, token) for token in ordered]
             if cand.custom:
                 for field_id, (t, n, d, b) in cand.custom.items():
-                    custom_rows.append((pid, field_id, t, n, d, b))
+                    custom_rows.append((pid, field_id, t, value_key(t), n, d, b))
         return out
 
     def _tables(self, rows: _Rows) -> list[tuple[Any, tuple[str, ...], list[tuple[Any, ...]]]]:

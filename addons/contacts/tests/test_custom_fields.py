@@ -126,6 +126,18 @@ def test_list_filters_by_each_kind_of_field(fields, companies, client):
     assert _names(client, f"cf{code}=x-77") == {"Big Trucks SIA"}
 
 
+def test_text_filter_ignores_case_diacritics_and_script(fields, companies, client):
+    from addons.contacts.custom_fields import save_values
+
+    code = fields["code"].id
+    save_values(companies["small"], {code: "Būve ПРОЕКТ"}, [fields["code"]])
+    db.session.commit()
+    for typed in ("buve", "BŪVE", "проект", "Proekt", "ve pro"):
+        assert _names(client, f"cf{code}={typed}") == {"Corner Shop SRL"}, typed
+    assert _names(client, f"cf{code}=x-77") == {"Big Trucks SIA"}
+    assert _names(client, f"cf{code}=%25") == set()  # a wildcard is a character
+
+
 def test_search_box_finds_text_values_and_choice_labels(fields, companies, client):
     assert _names(client, "q=alpha") == {"Big Trucks SIA"}
     assert _names(client, "q=logistika") == {"Big Trucks SIA"}  # the Latvian label, folded

@@ -461,6 +461,7 @@ def test_custom_fields_are_imported_typed_and_searchable(app, admin):
         CustomValue.partner_id == auto.id))}
     assert str(values[size.id].value_number.normalize()) == "1200.5"
     assert values[industry.id].value_text == "logistics"
+    assert values[industry.id].value_key == "logistics"  # the text filter's folded copy
     assert values[since.id].value_date.isoformat() == "2020-03-01"
     assert values[vip.id].value_bool is True
     assert search("logistika") == ["SIA Auto"]  # the choice's labels are searchable
