@@ -24,7 +24,7 @@ from stdnum.ro import cf as ro_cf
 from stdnum.ru import inn as ru_inn
 from stdnum.ru import ogrn as ru_ogrn
 
-__all__ = ["InvalidTaxId", "compact", "validate", "validate_registration"]
+__all__ = ["InvalidTaxId", "compact", "problem", "validate", "validate_registration"]
 
 _PUNCTUATION = re.compile(r"[\s.\-/]+")
 
@@ -122,6 +122,17 @@ def validate(country: str | None, value: str | None) -> str:
     if module is not None:
         return _stdnum(module, _("VAT number"))(text)
     return compact(text)
+
+
+def problem(country: str | None, value: str | None) -> str:
+    """Why `validate` refuses `value`, in the current language ("" when it does not): an
+    import keeps the number and its warning stores the number, not a sentence in the
+    language of whoever ran the job."""
+    try:
+        validate(country, value)
+    except InvalidTaxId as exc:
+        return str(exc)
+    return ""
 
 
 def validate_registration(country: str | None, value: str | None) -> str:

@@ -24,6 +24,7 @@ from core.api import db
 from ..folding import fold
 from ..models import STATUSES, CustomField, Partner
 from ..services import default_region, normalize_email, normalize_phone_parts
+from ..taxids import problem
 
 #: Field key -> label. Several columns may map to `phone` or `email` (all are kept, the first
 #: is the primary); `company_*` link a person to a company created or matched by the import.
@@ -173,7 +174,11 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     "key_not_visible": lambda p: _("%(value)s belongs to a contact you may not see; the row "
                                    "was not imported.", **p),
     "key_repeated": lambda p: _("Row %(row)s already has the same %(key)s.", **p),
-    "vat_unchecked": lambda p: _("The tax number is kept as written: %(detail)s", **p),
+    # The reason is worked out again in the reader's language (results stored before kept
+    # it as text: `detail`).
+    "vat_unchecked": lambda p: _("The tax number is kept as written: %(detail)s",
+                                 detail=p.get("detail") or problem(p.get("country"),
+                                                                   p.get("value"))),
     "interrupted": lambda p: _("The import stopped before it finished; nothing was saved."),
     "failed": lambda p: _("The import failed and saved nothing: %(detail)s", **p),
     "strict": lambda p: _("Some rows have errors, and the import was set to save nothing "

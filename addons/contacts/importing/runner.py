@@ -415,8 +415,9 @@ class Planner:
             if values.get("vat"):
                 try:
                     values["vat"] = validate(values.get("country"), values["vat"]) or None
-                except InvalidTaxId as exc:
-                    outcome.warnings.append(("vat_unchecked", {"detail": str(exc)}))
+                except InvalidTaxId:
+                    outcome.warnings.append(("vat_unchecked", {
+                        "country": values.get("country"), "value": values["vat"]}))
 
     def _key_values(self, cand: Candidate, key: str) -> list[str]:
         if key == "email":

@@ -228,6 +228,22 @@ def test_tax_number_with_a_country_prefix_flags_the_company_stored_without_it(ap
     assert search("40003000001") == ["Koks SIA", "SIA Koks"]
 
 
+def test_a_kept_tax_number_warning_reads_in_each_readers_language(app, admin, client, login):
+    batch = run_import(csv_bytes([["Name", "Country", "VAT"], ["SIA Koks", "LV", "LV 123"]]),
+                       "t.csv", admin, kind="company")
+    assert batch.result["create"] == 1
+    assert by_name("SIA Koks").vat == "LV123"  # kept (compacted), not thrown away
+    login(client, admin)
+    page = client.get(f"/contacts/import/{batch.id}").get_data(as_text=True)
+    assert "The tax number is kept as written: This is not a valid PVN: it has the wrong " \
+        "number of digits" in page
+    admin.locale = "ru"
+    db.session.commit()
+    page = client.get(f"/contacts/import/{batch.id}").get_data(as_text=True)
+    assert "Налоговый номер сохранён как есть:" in page
+    assert "в нём неверное число цифр" in page and "wrong number" not in page
+
+
 def test_strict_import_saves_nothing_when_a_row_fails(app, admin):
     data = csv_bytes([["Name", "E-mail"], ["Good Row", "good@example.lv"],
                       ["Bad Row", "not an address"]])
