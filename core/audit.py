@@ -351,9 +351,10 @@ def describe(rows: list[AuditLog]) -> dict[int, list[dict[str, Any]]]:
     listed = _listed_names(rows)
     result: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
-        model = _described_model(row.model)
-        subject = _SUBJECTS.get(row.model or "") if record_model(row.model or "") is None \
-            else None
+        registered = record_model(row.model) if row.model else None
+        # A kernel subject (a role, a team...) where no record model is registered.
+        subject = _SUBJECTS.get(row.model or "") if registered is None else None
+        model = registered or (subject.model if subject is not None else None)
         table = getattr(model, "__table__", None)
         lines = []
         for key, value in (row.changes or {}).items():
