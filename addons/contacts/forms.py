@@ -220,10 +220,13 @@ class BulkForm(FlaskForm):
 
     action = SelectField(_l("With the selected"), choices=[
         ("owner", _l("Assign to salesperson")), ("tag", _l("Add tag")),
-        ("status", _l("Change status")), ("merge", _l("Merge")), ("delete", _l("Delete"))])
+        ("status", _l("Change status")), ("segment", _l("Add to segment")),
+        ("merge", _l("Merge")), ("delete", _l("Delete"))])
     owner_id = SelectField(_l("Salesperson"), coerce=_optional_int, choices=[],
                            validate_choice=False)
     tag = StringField(_l("Tag"), validators=[Optional(), Length(max=80)])
+    segment_id = SelectField(_l("Segment"), coerce=_optional_int, choices=[],
+                             validate_choice=False)
     #: Only the chosen action's parameter matters; the view checks it.
     status = SelectField(_l("Status"), choices=[(s, STATUS_LABELS[s]) for s in STATUSES],
                          validate_choice=False)

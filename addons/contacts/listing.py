@@ -42,7 +42,8 @@ SORTS = ("name", "-name", "-created", "created", "-last_contact", "last_contact"
 PER_PAGE = (20, 50, 100, 200)
 DEFAULT_PER_PAGE = 50
 #: Query-string keys that are filters (kept in saved filters, dropped by "clear").
-FILTER_KEYS = ("q", "kind", "owner", "status", "tag", "segment", "city", "country", "idle")
+FILTER_KEYS = ("q", "kind", "owner", "status", "tag", "segment", "in_segment", "city", "country",
+               "idle")
 SORT_LANGUAGES = ("en", "lv", "ru", "uz", "kk", "ro")
 #: Columns a list row reads: the rest (search text, other sort keys) stays in the database.
 ROW_COLUMNS = ("id", "kind", "name", "company_id", "company_name", "phone", "email", "city",
@@ -81,7 +82,8 @@ class ListParams:
     owner: str = ""  # a user id, "me" or "none"
     status: list[str] = field(default_factory=list)
     tag: int | None = None
-    segment: str = ""
+    segment: str = ""  # an ABC class, or "none"
+    in_segment: int | None = None  # a named segment's id (`segment_models.Segment`)
     city: str = ""
     country: str = ""
     idle: int | None = None  # no activity for this many days
@@ -105,6 +107,7 @@ class ListParams:
             status=[s for s in statuses if s in STATUSES],
             tag=_int(args.get("tag")),
             segment=args.get("segment") if args.get("segment") in (*SEGMENTS, "none") else "",
+            in_segment=_int(args.get("in_segment")),
             city=(args.get("city") or "").strip()[:120],
             country=(args.get("country") or "").strip().upper()[:2],
             idle=idle if idle and idle > 0 else None,
@@ -118,7 +121,8 @@ class ListParams:
         """The filter part as query-string values (for saved filters and links)."""
         values: dict[str, Any] = {"q": self.q, "kind": self.kind, "owner": self.owner,
                                   "status": list(self.status), "tag": self.tag or "",
-                                  "segment": self.segment, "city": self.city,
+                                  "segment": self.segment, "in_segment": self.in_segment or "",
+                                  "city": self.city,
                                   "country": self.country, "idle": self.idle or "",
                                   **self.custom}
         return {k: v for k, v in values.items() if v not in ("", None, [])}
@@ -164,8 +168,11 @@ def _case_insensitive_equals(column: Any, value: str) -> Any:
     return func.lower(column) == value.lower()
 
 
-def conditions(params: ListParams, fields: list[CustomField], user: Any) -> list[Any]:
-    """The WHERE conditions of the filters (record rules are added by `scoped`)."""
+def conditions(params: ListParams, fields: list[CustomField], user: Any,
+               seen: frozenset[int] = frozenset()) -> list[Any]:
+    """The WHERE conditions of the filters (record rules are added by `scoped`). `seen`: the
+    named segments being evaluated around this filter (a dynamic segment may filter on
+    another one, never on itself)."""
     found: list[Any] = [Partner.active.is_(True)]
     if params.q:
         ids = services.search_ids(params.q)
@@ -188,6 +195,10 @@ def conditions(params: ListParams, fields: list[CustomField], user: Any) -> list
         found.append(Partner.segment.is_(None))
     elif params.segment:
         found.append(Partner.segment == params.segment)
+    if params.in_segment:
+        from .segments import in_segment
+
+        found.append(in_segment(params.in_segment, seen))
     if params.city:
         found.append(_case_insensitive_equals(Partner.city, params.city))
     if params.country:

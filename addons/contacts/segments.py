@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, and_, delete, insert, select, update
+from sqlalchemy import Select, and_, delete, false, insert, select, update
 
 from core.api import (
     RateNotFound,
@@ -199,7 +199,8 @@ class _Nobody:
     id = None
 
 
-def filter_conditions(query: Mapping[str, Any], user: Any = None) -> list[Any]:
+def filter_conditions(query: Mapping[str, Any], user: Any = None,
+                      seen: frozenset[int] = frozenset()) -> list[Any]:
     """SQL conditions on `Partner` for a list filter given as the list page's query arguments
     (what a saved filter stores: `q`, `kind`, `owner`, `status`, `tag`, `segment`, `city`,
     `country`, `idle`, custom fields). Evaluated by the list page's own code
@@ -215,17 +216,31 @@ def filter_conditions(query: Mapping[str, Any], user: Any = None) -> list[Any]:
                       for v in (value if isinstance(value, list | tuple) else [value])
                       if v is not None])
     params = ListParams.parse(args, fields)
-    return conditions(params, fields, user if user is not None else _Nobody())
+    return conditions(params, fields, user if user is not None else _Nobody(), seen)
 
 
-def apply_filters(stmt: Select, query: Mapping[str, Any], user: Any = None) -> Select:
+def apply_filters(stmt: Select, query: Mapping[str, Any], user: Any = None,
+                  seen: frozenset[int] = frozenset()) -> Select:
     """`stmt` (a select over `Partner`) narrowed by `filter_conditions(query, user)`."""
-    found = filter_conditions(query, user)
+    found = filter_conditions(query, user, seen)
     return stmt.where(and_(*found)) if found else stmt
 
 
+def in_segment(segment_id: int, seen: frozenset[int] = frozenset()) -> Any:
+    """The list filter `in_segment`: a condition on `Partner` true for the named segment's
+    members. An unknown segment, or one already being evaluated (a dynamic segment whose
+    filter names itself, directly or through others), has no members."""
+    found = db.session.get(Segment, segment_id)
+    if found is None or found.id in seen:
+        return false()
+    members = segment_members(found, seen | {found.id})
+    # No correlation: the subquery reads contacts_partner on its own, not the outer row.
+    return Partner.id.in_(members.with_only_columns(Partner.id).correlate(None))
+
+
 # -- named segments ------------------------------------------------------------------------
-def segment_members(segment: Segment | int | str) -> Select:
+def segment_members(segment: Segment | int | str,
+                    seen: frozenset[int] = frozenset()) -> Select:
     """`select(Partner)` of the segment's active members, for other addons to target.
 
     `segment` is a `Segment`, its id, or an ABC class letter ("A", "B", "C"). The result is
@@ -241,7 +256,7 @@ def segment_members(segment: Segment | int | str) -> Select:
         segment = found
     if segment.kind == "dynamic":
         author = db.session.get(User, segment.created_by_id) if segment.created_by_id else None
-        return apply_filters(stmt, segment.query or {}, author)
+        return apply_filters(stmt, segment.query or {}, author, seen | {segment.id})
     return stmt.where(Partner.id.in_(
         select(SegmentMember.partner_id).where(SegmentMember.segment_id == segment.id)))
 

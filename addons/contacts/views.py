@@ -57,6 +57,8 @@ from .models import (
     Tag,
 )
 from .rows import list_rows
+from .segment_models import Segment
+from .segments import add_members
 
 bp = Blueprint("contacts", __name__, static_folder="static")
 
@@ -89,6 +91,10 @@ def _list_page(kind: str | None = None):
     # Names and ids only, as plain rows: the page just lists them.
     saved = read(select(SavedFilter.id, SavedFilter.name).where(
         SavedFilter.user_id == current_user.id).order_by(SavedFilter.name)).all()
+    # Named segments: every one filters the list; static ones take ticked rows (managers).
+    named = read(select(Segment.id, Segment.name, Segment.kind).order_by(Segment.name)).all()
+    can_manage = current_user.has_permission("contacts.manage")
+    fillable = [(s.id, s.name) for s in named if s.kind == "static"] if can_manage else []
     return render_template(
         "contacts/list.html", page=page, rows=rows, params=params, fields=fields,
         list_fields=list_fields, saved=saved, owners=owners,
@@ -96,7 +102,9 @@ def _list_page(kind: str | None = None):
         statuses=STATUSES,
         segments=SEGMENTS, kinds=KINDS, list_kind=kind, sorts=listing.SORTS,
         per_page_options=listing.PER_PAGE,
-        bulk_actions=[(value, str(label)) for value, label in BulkForm.action.kwargs["choices"]],
+        bulk_actions=[(value, str(label)) for value, label in BulkForm.action.kwargs["choices"]
+                      if value != "segment" or fillable],
+        named_segments=named, fillable_segments=fillable,
         can_write=current_user.has_permission("contacts.write"),
         **_helpers())
 
@@ -226,6 +234,8 @@ def bulk():
             abort(404)
         return render_template("contacts/delete_confirm.html", partners=partners,
                                form=BulkForm(formdata=None, action="delete", next=back))
+    if action == "segment":
+        return _add_to_segment(form.segment_id.data, partners, back)
     if action == "owner":
         owner_id = form.owner_id.data
         if owner_id is not None and db.session.get(User, owner_id) is None:
@@ -288,6 +298,21 @@ def delete_confirm(partner_id: int):
     back = url_for("contacts.companies" if partner.is_company else "contacts.people")
     return render_template("contacts/delete_confirm.html", partners=[partner], in_use=in_use,
                            form=BulkForm(formdata=None, action="delete", next=back))
+
+
+def _add_to_segment(segment_id: int | None, partners: list[Partner], back: str):
+    """Ticked rows into a static segment (segments are the managers' to fill)."""
+    if not current_user.has_permission("contacts.manage"):
+        abort(404)
+    segment = db.session.get(Segment, segment_id) if segment_id else None
+    if segment is None or segment.kind != "static":
+        flash(_("Choose a segment whose members are picked by hand."), "error")
+        return redirect(back)
+    added = add_members(segment, [p.id for p in partners])
+    db.session.commit()
+    flash(ngettext("%(num)d contact added to %(name)s.", "%(num)d contacts added to %(name)s.",
+                   added, name=segment.name), "success")
+    return redirect(back)
 
 
 def _tag(name: str) -> Tag:

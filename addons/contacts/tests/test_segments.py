@@ -229,3 +229,84 @@ def test_owner_me_in_a_dynamic_segment_means_its_author(app, make_user):
     db.session.commit()
     assert [p.id for p in db.session.scalars(segment_members(segment))] == [mine.id]
     assert list(db.session.scalars(segment_members(orphan))) == []
+
+
+def _listed(client, query: str) -> set[str]:
+    import re
+
+    html = client.get("/contacts/?" + query).get_data(as_text=True)
+    return set(re.findall(r'<tr id="partner-\d+">\s*<td>.*?</td>\s*<td><a href="[^"]+">'
+                          r'([^<]+)</a>', html, re.S))
+
+
+def test_a_manager_fills_a_static_segment_from_the_list_and_filters_by_it(app, client,
+                                                                         make_user, login):
+    manager = make_user("manager")
+    assign_roles(manager, "sales_manager")
+    anna, boris, _ = make("Anna"), make("Boris"), make("Chen")
+    for person in (anna, boris):
+        person.owner_id = manager.id
+    coupon = Segment(name="Coupon", kind="static")
+    riga = Segment(name="Rīga", kind="dynamic", query={"city": "Rīga"})
+    db.session.add_all([coupon, riga])
+    db.session.commit()
+    login(client, manager)
+    html = client.get("/contacts/").get_data(as_text=True)
+    assert '<option value="segment">Add to segment</option>' in html
+    assert f'<option value="{coupon.id}">Coupon</option>' in html  # static: fillable
+    response = client.post("/contacts/bulk", data={
+        "csrf_token": csrf_token(client, "/contacts/"), "action": "segment",
+        "segment_id": str(coupon.id), "ids": [str(anna.id), str(boris.id)],
+        "next": "/contacts/"}, follow_redirects=True)
+    assert "2 contacts added to Coupon." in response.get_data(as_text=True)
+    assert _listed(client, f"in_segment={coupon.id}") == {"Anna", "Boris"}
+    refused = client.post("/contacts/bulk", data={
+        "csrf_token": csrf_token(client, "/contacts/"), "action": "segment",
+        "segment_id": str(riga.id), "ids": [str(anna.id)], "next": "/contacts/"},
+        follow_redirects=True)
+    assert "Choose a segment whose members are picked by hand." in refused.get_data(
+        as_text=True)
+    page = client.get(f"/contacts/segments/{coupon.id}").get_data(as_text=True)
+    assert f'href="/contacts/?in_segment={coupon.id}"' in page
+
+
+def test_a_salesperson_filters_by_a_segment_but_cannot_fill_one(app, client, make_user,
+                                                                login):
+    seller = make_user("seller")
+    assign_roles(seller, "salesperson")  # own contacts only
+    mine, theirs = make("Mine"), make("Theirs")
+    mine.owner_id = seller.id
+    coupon = Segment(name="Coupon", kind="static")
+    db.session.add(coupon)
+    db.session.commit()
+    add_members(coupon, [mine.id, theirs.id])
+    db.session.commit()
+    login(client, seller)
+    html = client.get("/contacts/").get_data(as_text=True)
+    assert '<option value="segment">' not in html and 'name="in_segment"' in html
+    assert _listed(client, f"in_segment={coupon.id}") == {"Mine"}  # record rules still apply
+    response = client.post("/contacts/bulk", data={
+        "csrf_token": csrf_token(client, "/contacts/"), "action": "segment",
+        "segment_id": str(coupon.id), "ids": [str(mine.id)]})
+    assert response.status_code == 404
+
+
+def test_a_dynamic_segment_may_filter_on_another_segment_but_not_on_itself(app):
+    a, b = make("A", city="Rīga"), make("B", city="Rīga")
+    db.session.commit()
+    coupon = Segment(name="Coupon", kind="static")
+    db.session.add(coupon)
+    db.session.commit()
+    add_members(coupon, [a.id])
+    riga_coupon = Segment(name="Rīga coupon", kind="dynamic",
+                          query={"city": "Rīga", "in_segment": coupon.id})
+    db.session.add(riga_coupon)
+    db.session.commit()
+    assert [p.id for p in db.session.scalars(segment_members(riga_coupon))] == [a.id]
+    loop = Segment(name="Loop", kind="dynamic", query={"city": "Rīga"})
+    db.session.add(loop)
+    db.session.commit()
+    loop.query = {"city": "Rīga", "in_segment": loop.id}
+    db.session.commit()
+    assert list(db.session.scalars(segment_members(loop))) == []
+    assert b.id not in [p.id for p in db.session.scalars(segment_members(riga_coupon))]
