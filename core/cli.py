@@ -45,6 +45,7 @@ def init_command() -> None:
     from .models import User
     from .refdata import seed_reference_data
     from .security import seed_default_roles
+    from .seeding import run_seeds
     from .state import read_enabled, write_enabled
 
     app = current_app._get_current_object()
@@ -58,6 +59,7 @@ def init_command() -> None:
     seed_activity_types()
     seed_reference_data()
     db.session.commit()
+    run_seeds(app)
     if db.session.scalar(select(User).where(User.is_admin.is_(True))) is None:
         login = os.environ.get("BIRGA_ADMIN_LOGIN", "admin").strip().lower()
         password = os.environ.get("BIRGA_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
@@ -226,8 +228,11 @@ def db_group() -> None:
 def db_upgrade() -> None:
     from . import migrate
     from .dbstats import refresh_statistics
+    from .seeding import run_seeds
 
-    ran = migrate.upgrade(current_app._get_current_object())
+    app = current_app._get_current_object()
+    ran = migrate.upgrade(app)
+    run_seeds(app)  # what a new version of an addon ships (idempotent)
     refresh_statistics()  # new indexes have no statistics yet
     click.echo(f"Upgraded: {', '.join(ran)}")
 

@@ -26,6 +26,7 @@ def enable_addon(app: Flask, name: str) -> list[str]:
     """Enable `name` and its dependencies, migrate them; returns the names newly enabled."""
     from . import create_app
     from .migrate import upgrade
+    from .seeding import run_seeds
 
     available = _available(app)
     current = _enabled_now(app)
@@ -33,6 +34,8 @@ def enable_addon(app: Flask, name: str) -> list[str]:
     new = [a.name for a in ordered if a.name not in current]
     target = create_app(app.config.get("BIRGA_OVERRIDES"), addons=[a.name for a in ordered])
     upgrade(target, owners=["core", *new])
+    with target.app_context():
+        run_seeds(target, new)
     with app.app_context(), db.engine.begin() as conn:
         write_enabled(conn, {a.name: a.version for a in ordered})
     return new

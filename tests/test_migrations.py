@@ -149,3 +149,25 @@ def test_upgrading_folds_existing_custom_text_values(make_app):
     with app.app_context():
         assert db.session.execute(text(
             "SELECT value_key FROM contacts_custom_value")).scalar() == "buve proekt"
+
+
+def _things(app) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(db.select(db.text("name")).select_from(
+            db.table("fx_base_thing"))))
+
+
+def test_birga_init_and_upgrade_run_each_addons_seed_once(fx_app):
+    app = fx_app(["fx_base"], migrate=False)
+    with app.app_context():
+        db.drop_all()
+    for command in (["init"], ["init"], ["db", "upgrade"]):
+        result = CliRunner().invoke(main, command, obj=ScriptInfo(create_app=lambda: app))
+        assert result.exit_code == 0, result.output
+    assert _things(app) == ["Default thing"]  # idempotent: seeded once
+
+
+def test_enabling_an_addon_runs_its_seed(fx_app):
+    app = fx_app([], migrate=True)
+    assert enable_addon(app, "fx_base") == ["fx_base"]
+    assert _things(app) == ["Default thing"]

@@ -149,8 +149,9 @@ def _lang_of(data: dict[str, Any]) -> str:
 # -- printing from the client card and the deal ----------------------------------------------
 def printable(subject: str) -> list[DocumentTemplate]:
     """Active contract and letter templates filled from a `subject` ("partner", "deal").
-    The shipped ones for a subject are seeded (and committed) the first time a page asks, so
-    a firm prints a contract before anyone has opened the template editor."""
+    `birga init` seeds the shipped ones (`seed.py`); a database set up before that seed
+    gets them (committed) the first time a page asks, so a firm prints a contract before
+    anyone has opened the template editor."""
     query = select(DocumentTemplate).where(DocumentTemplate.subject == subject,
                                            DocumentTemplate.kind != "offer")
     rows = db.session.scalars(query).all()
