@@ -49,6 +49,17 @@ class BirgaState:
         self.addons_by_name = {a.name: a for a in self.addons}
 
 
+def addon_enabled(name: str, app: Flask | None = None) -> bool:
+    """Whether the addon `name` is enabled in `app` (default: the current app). For what an
+    addon does only beside another one it does not depend on (an optional integration), and
+    for signal receivers, which stay connected across the apps a process builds."""
+    from flask import current_app
+
+    target = app if app is not None else current_app
+    state = target.extensions.get("birga")
+    return state is not None and name in state.addons_by_name
+
+
 def _default_config(app: Flask) -> dict[str, Any]:
     return {
         "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(app.instance_path, "birga.sqlite"),

@@ -12,6 +12,7 @@ from flask_babel import lazy_ngettext, lazy_pgettext, ngettext, npgettext, pgett
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
+from . import addon_enabled
 from .addons import Addon, AddonError
 from .extensions import db
 from .formatting import format_date, format_datetime, format_money, format_number, format_percent
@@ -47,10 +48,11 @@ from .refdata import (
 from .sequences import NumberSequence, UnknownSequence, define_sequence, next_number
 from .signals import mail_sent
 
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 
 __all__ = [
     "API_VERSION", "Addon", "AddonContext", "AddonError", "Blueprint", "FlaskForm", "User", "_",
+    "addon_enabled",
     "_l", "abort", "current_app", "current_user", "db", "flash", "format_date",
     "format_datetime", "format_money", "format_number", "format_percent", "lazy_ngettext",
     "lazy_pgettext", "login_required", "ngettext", "npgettext", "pgettext", "redirect",

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask import current_app
 from sqlalchemy import Column, select
 
-from core.api import db
+from core.api import addon_enabled, db
 from core.loader import owner_of
 
 from .models import Partner
@@ -21,7 +20,7 @@ CHUNK = 500
 
 def _installed(table_name: str) -> bool:
     owner = owner_of(table_name)
-    return owner == "core" or owner in current_app.extensions["birga"].addons_by_name
+    return owner == "core" or addon_enabled(owner)
 
 
 def referencing_columns(*, outside_contacts: bool = False,

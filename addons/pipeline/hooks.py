@@ -24,7 +24,7 @@ from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.activities import Activity
-from core.api import db, scoped, utcnow
+from core.api import addon_enabled, db, scoped, utcnow
 from core.timeline import TimelineEntry
 
 from .models import Deal, Stage
@@ -102,16 +102,11 @@ def _keep_activity_dates(session: Session, flush_context: Any) -> None:
 
 
 # -- revenue for the contacts' ABC segments --------------------------------------------------
-def _enabled(app: Flask) -> bool:
-    state = app.extensions.get("birga")
-    return state is not None and "pipeline" in getattr(state, "addons_by_name", {})
-
-
 def won_revenue(app: Flask, start: date, end: date, currency: str,
                 **_kw: Any) -> dict[int, dict[str, Decimal]]:
     """Won deals in `[start, end)` per partner and currency; booked on the company when the
     deal names one (that is who buys), otherwise on the person."""
-    if not _enabled(app):
+    if not addon_enabled("pipeline", app):
         return {}
     from datetime import UTC, time
 
@@ -134,7 +129,7 @@ def won_revenue(app: Flask, start: date, end: date, currency: str,
 def move_deals_to_survivor(app: Flask, survivor_id: int, merged_ids: list[int],
                            **_kw: Any) -> None:
     """A merge of contacts keeps their deals: re-point them to the surviving partner."""
-    if not _enabled(app) or not merged_ids:
+    if not addon_enabled("pipeline", app) or not merged_ids:
         return
     table = Deal.__table__
     for column in (table.c.partner_id, table.c.company_id):
