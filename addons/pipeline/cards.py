@@ -8,7 +8,8 @@ numbers are written as they are, and each card is one f-string. Translated texts
 per-column parts (the stage list of the no-JavaScript move form) are built once per page.
 
 The markup is the one `pipeline/board.html` had; `board.js` and the tests rely on its
-classes and data attributes (`deal-card`, `data-deal`, `data-version`, `no-next`, the
+classes and data attributes (`deal-card`, `data-deal`, `data-version`, `data-no-amount` (Won
+asks for the amount), `no-next`, the
 `stage_<id>` select and the `move` button of the page's one form).
 """
 from __future__ import annotations
@@ -70,7 +71,7 @@ class CardHtml:
             out.append(
                 f'<li class="deal-card{" no-next" if flagged else ""}'
                 f'{" stale" if deal.stale else ""}" id="deal-{did}" data-deal="{did}" '
-                f'data-version="{version}"{drag}>\n'
+                f'data-version="{version}"{"" if deal.amount else " data-no-amount"}{drag}>\n'
                 f'<a class="deal-title" href="{url}{did}">{escape_text(deal.title)}</a>\n')
             if client:
                 out.append(f'<div class="deal-client">{escape_text(client)}</div>\n')

@@ -4,7 +4,9 @@ Why one module: the board's drag and drop, the deal form, the CSV import, the AP
 must give the same result for the same transition (seed 002). So the rules live once:
 
 - Lost needs a reason from the editable list (seed 001: "a reason for every refusal");
-- Won records the date and, when given, the amount;
+- Won records the date and needs an amount: a deal won for nothing would be missing from the
+  forecast, the reports and the contacts' revenue signal, so one without an amount must be
+  given one on the way (an amount given with the move replaces the deal's);
 - the probability follows the stage unless someone set it (closing a deal hands it back to the
   stage: 100 % won, 0 % lost);
 - every move leaves a `StageChange` row (reports read it) and a line on the deal's timeline.
@@ -244,8 +246,10 @@ def move_deal(deal: Deal, stage: Stage | int, *, user: User | None = None, via: 
     if target.kind == "lost":
         if reason is None or not reason.active:
             raise TransitionError(_("Choose why the deal was lost."), code="lost_reason")
-    if source is not None and source.id == target.id and (
-            target.kind != "lost" or reason.id == deal.lost_reason_id):
+    same = source is not None and source.id == target.id
+    if target.kind == "won" and not same and not (new_amount or deal.amount):
+        raise TransitionError(_("Give the amount the deal was won for."), code="amount")
+    if same and (target.kind != "lost" or reason.id == deal.lost_reason_id):
         if new_amount is not None and new_amount != deal.amount:
             deal.amount = new_amount
         return deal
@@ -335,6 +339,8 @@ def create_deal(*, title: str, pipeline: Pipeline | int | None = None,
         reason = _as_reason(lost_reason)
         if reason is None or not reason.active:
             raise TransitionError(_("Choose why the deal was lost."), code="lost_reason")
+    if target.kind == "won" and not parse_amount(amount):
+        raise TransitionError(_("Give the amount the deal was won for."), code="amount")
     if probability is not None and not 0 <= int(probability) <= 100:
         raise TransitionError(_("The probability is a percentage from 0 to 100."),
                               code="probability")

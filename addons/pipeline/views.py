@@ -224,7 +224,9 @@ def _move(deal_id: int, via: str, data: dict[str, Any] | None = None):
         # Read before the commit expires the deal (no reload just to answer).
         moved = {"id": deal.id, "version": deal.version, "stage_id": deal.stage_id,
                  "stage": stage_label(deal.stage), "kind": deal.stage.kind,
-                 "title": deal.title}
+                 "title": deal.title,
+                 "amount": str(deal.amount) if deal.amount else None,
+                 "amount_text": deal_money(formatters().money)(deal.amount, deal.currency)}
         db.session.commit()
     except TransitionError as error:
         db.session.rollback()
@@ -243,7 +245,8 @@ def _move(deal_id: int, via: str, data: dict[str, Any] | None = None):
     if wants_json:
         return jsonify({"ok": True, "id": moved["id"], "version": moved["version"],
                         "stage_id": moved["stage_id"], "stage": moved["stage"],
-                        "kind": moved["kind"],
+                        "kind": moved["kind"], "amount": moved["amount"],
+                        "amount_text": moved["amount_text"],
                         "message": _("Moved to %(stage)s.", stage=moved["stage"])})
     flash(_("“%(title)s” moved to %(stage)s.", title=moved["title"], stage=moved["stage"]),
           "success")
@@ -258,7 +261,7 @@ def _move_refused(deal_id: int, error: TransitionError, wants_json: bool,
                         "version": current.version if current else None,
                         "stage_id": current.stage_id if current else None}), error.status
     flash(str(error), "error")
-    if error.code == "lost_reason":  # the deal page has the reason list
+    if error.code in ("lost_reason", "amount"):  # the deal page asks for the reason, amount
         return redirect(url_for(".deal", deal_id=deal_id, move_to=data.get("stage_id"))
                         + "#move")
     return redirect(_safe_back(url_for(".deal", deal_id=deal_id)))
@@ -450,6 +453,14 @@ def _field_values(form: DealForm) -> dict[str, Any]:
             "team_id": form.team_id.data, "source": form.source.data or None}
 
 
+def _field_error(form: DealForm, error: TransitionError) -> None:
+    """Show a refused move's message at the field to fill (the amount Won needs, the lost
+    reason), so the user sees where to type and not only a banner."""
+    target = {"amount": form.amount, "lost_reason": form.lost_reason_id}.get(error.code)
+    if target is not None:
+        target.errors = [*target.errors, str(error)]
+
+
 def _amount_ok(form: DealForm) -> bool:
     try:
         parse_amount(form.amount.data)
@@ -477,6 +488,7 @@ def new_deal():
         except TransitionError as error:
             db.session.rollback()
             flash(str(error), "error")
+            _field_error(form, error)
         else:
             db.session.commit()
             flash(_("Deal “%(title)s” created.", title=deal.title), "success")
@@ -515,6 +527,7 @@ def deal(deal_id: int):
             except TransitionError as error:
                 db.session.rollback()
                 flash(str(error), "error")
+                _field_error(form, error)
                 status = error.status
             else:
                 if conflict is not None:
@@ -530,10 +543,12 @@ def deal(deal_id: int):
     fill_move_form(move_form, pipeline.id)
     move_form.version.data = str(deal.version)
     move_form.stage_id.data = request.args.get("move_to", type=int) or deal.stage_id
+    won_stage_ids = [s.id for s in pipeline.stages if s.kind == "won"]
     return render_template(
         "pipeline/deal.html", deal=deal, form=form, move_form=move_form, pipeline=pipeline,
         stages=list(pipeline.stages), model=MODEL, money=format_money,
-        lost_stage_ids=_lost_stage_ids(pipeline),
+        lost_stage_ids=_lost_stage_ids(pipeline), won_stage_ids=won_stage_ids,
+        amount_needed=not deal.amount and move_form.stage_id.data in won_stage_ids,
         can_write=current_user.has_permission("pipeline.write"),
         owner=db.session.get(User, deal.owner_id) if deal.owner_id else None,
         **_key_facts(deal), **_helpers()), status

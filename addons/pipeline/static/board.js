@@ -1,6 +1,8 @@
 // Kanban drag and drop (HTML5 API + fetch). Progressive: without this file every card keeps
 // its small move form. The CSRF token travels in X-CSRFToken; a 409 (someone changed the deal
-// meanwhile) or a 422 (e.g. Lost without a reason) is shown to the user and the card returns.
+// meanwhile) or a 422 (e.g. Lost without a reason, Won without an amount) is shown to the user
+// and the card returns. Lost asks for the reason and Won (for a deal with no amount) for the
+// amount in a dialog before the move is sent.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -9,6 +11,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const status = document.getElementById("board-status");
   const dialog = document.getElementById("lost-dialog");
   const lostForm = document.getElementById("lost-form");
+  const wonDialog = document.getElementById("won-dialog");
+  const wonForm = document.getElementById("won-form");
   let dragged = null;
 
   function say(text, isError) {
@@ -39,6 +43,24 @@ document.addEventListener("DOMContentLoaded", () => {
       dialog.addEventListener("close", onClose);
       dialog.returnValue = "";
       dialog.showModal();
+    });
+  }
+
+  function askAmount(card) {
+    // Won needs an amount when the deal has none: resolves with {amount} or null (cancelled).
+    return new Promise((resolve) => {
+      if (!wonDialog || typeof wonDialog.showModal !== "function") { resolve(null); return; }
+      wonForm.reset();
+      const title = card.querySelector(".deal-title");
+      wonDialog.querySelector(".won-deal-title").textContent = title ? title.textContent : "";
+      const onClose = () => {
+        wonDialog.removeEventListener("close", onClose);
+        const amount = wonForm.elements.amount.value.trim();
+        resolve(wonDialog.returnValue === "ok" && amount ? {amount} : null);
+      };
+      wonDialog.addEventListener("close", onClose);
+      wonDialog.returnValue = "";
+      wonDialog.showModal();
     });
   }
 
@@ -75,6 +97,11 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!answer) return;
       extra = answer;
     }
+    if (toColumn.dataset.kind === "won" && card.hasAttribute("data-no-amount")) {
+      const answer = await askAmount(card);
+      if (!answer) return;
+      extra = answer;
+    }
     targetList.prepend(card);  // optimistic; undone below when refused
     card.classList.add("moving");
     let result;
@@ -86,6 +113,11 @@ document.addEventListener("DOMContentLoaded", () => {
     card.classList.remove("moving");
     if (result.ok) {
       card.dataset.version = result.data.version;
+      if (result.data.amount) {
+        card.removeAttribute("data-no-amount");
+        const amount = card.querySelector(".deal-amount");
+        if (amount && result.data.amount_text) amount.textContent = result.data.amount_text;
+      }
       const select = card.querySelector(".card-move select");
       if (select) select.value = String(result.data.stage_id);
       const button = card.querySelector(".card-move button");
@@ -97,6 +129,8 @@ document.addEventListener("DOMContentLoaded", () => {
     } else {
       fromList.prepend(card);
       if (result.data && result.data.version) card.dataset.version = result.data.version;
+      // Someone emptied the amount meanwhile: the next drop on Won asks for it.
+      if (result.data && result.data.code === "amount") card.setAttribute("data-no-amount", "");
       say((result.data && result.data.error) || board.dataset.msgFailed, true);
       card.classList.add("refused");
       setTimeout(() => card.classList.remove("refused"), 2000);

@@ -78,7 +78,7 @@ def test_closed_deals_do_not_count_against_capacity(app, make_user):
     pipeline, (anna, bruno) = sales_team(make_user, "anna", "bruno")
     db.session.add(Capacity(user_id=anna.id, live_deals=1))
     won = next(s for s in pipeline.stages if s.kind == "won")
-    create_deal(title="Signed", stage=won, owner_id=anna.id)
+    create_deal(title="Signed", stage=won, owner_id=anna.id, amount="900")
     db.session.commit()
 
     assert new_lead(pipeline, "Client").owner_id == anna.id

@@ -244,7 +244,8 @@ def test_cards_escape_what_users_typed_and_keep_each_columns_order(app, client, 
     first = create_deal(title="<b>Bold</b> & co", pipeline=pipeline, user=user,
                         company_id=client_co.id)
     second = create_deal(title="Second", pipeline=pipeline, user=user)
-    won = create_deal(title="Closed one", pipeline=pipeline, user=user, stage=stages["Won"])
+    won = create_deal(title="Closed one", pipeline=pipeline, user=user, stage=stages["Won"],
+                      amount="700")
     db.session.flush()
     first.sequence, second.sequence = 5, -5  # the column shows `second` above `first`
     db.session.add(DealTag(deal_id=first.id, tag_id=tag.id))

@@ -87,3 +87,51 @@ def test_in_kazakh_drag_a_deal_forward_and_one_to_lost_with_a_reason(app, make_u
     db.session.expire_all()
     assert db.session.get(Deal, ids["doomed"]).lost_reason_id == reason.id
     assert db.session.get(Deal, ids["forward"]).stage_id == stages["Qualified"].id
+
+
+def test_dropping_a_deal_without_an_amount_on_won_asks_for_the_amount(app, make_user, chromium):
+    """Cancelling the dialog leaves the card where it was; the amount given wins the deal and
+    shows on the card. A deal that has an amount is won without the dialog."""
+    lv = merge_catalogs(app.extensions["birga.i18n"].directories, "lv")
+    user = make_user("ilze", locale="lv")
+    assign_roles(user, "sales_manager")
+    pipeline = seed_defaults()
+    db.session.commit()
+    stages = {s.name: s for s in pipeline.stages}
+    empty = create_deal(title="Rīgas noliktava", pipeline=pipeline, user=user)
+    priced = create_deal(title="Liepājas biroji", pipeline=pipeline, user=user, amount="500")
+    db.session.commit()
+    ids = {"empty": empty.id, "priced": priced.id}
+    won = stages["Won"].id
+
+    with browser_page(chromium, app, login=user.login, locale="lv-LV",
+                      viewport={"width": 1500, "height": 900}) as live:
+        page = live.page
+        page.goto(f"/pipeline/board/{pipeline.id}")
+        won_column = page.locator(f'.board-column[data-stage="{won}"]')
+        dialog = page.locator("#won-dialog")
+
+        page.locator(f'#deal-{ids["empty"]}').drag_to(won_column)
+        dialog.wait_for(state="visible")
+        assert lv.gettext("For how much was the deal won?") in dialog.inner_text()
+        dialog.locator('button[value="cancel"]').click()
+        dialog.wait_for(state="hidden")
+        assert page.locator(f'ol.cards[data-stage="{won}"] #deal-{ids["empty"]}').count() == 0
+
+        page.locator(f'#deal-{ids["empty"]}').drag_to(won_column)
+        dialog.wait_for(state="visible")
+        page.fill("#won-amount", "1 200,50")
+        with page.expect_response(lambda r: r.url.endswith(f'/deals/{ids["empty"]}/move')):
+            dialog.locator('button[value="ok"]').click()
+        card = page.locator(f'ol.cards[data-stage="{won}"] #deal-{ids["empty"]}')
+        card.wait_for()
+        expect(card.locator(".deal-amount")).to_contain_text("200,50")
+
+        with page.expect_response(lambda r: r.url.endswith(f'/deals/{ids["priced"]}/move')):
+            page.locator(f'#deal-{ids["priced"]}').drag_to(won_column)
+        page.locator(f'ol.cards[data-stage="{won}"] #deal-{ids["priced"]}').wait_for()
+        assert dialog.is_hidden()
+    assert live.problems == []
+    db.session.expire_all()
+    assert str(db.session.get(Deal, ids["empty"]).amount) == "1200.50"
+    assert db.session.get(Deal, ids["priced"]).stage_id == won

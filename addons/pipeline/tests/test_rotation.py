@@ -55,7 +55,7 @@ def floor(north_team):
         "W1": deal("W1", people["anna"], 90),
         "C1": deal("C1", people["cara"], 1, next_activity_at=NOW + timedelta(days=1)),
     }
-    move_deal(deals["W1"], stages["Won"])
+    move_deal(deals["W1"], stages["Won"], amount="450")
     deals["W1"].stage_changed_at = ago(80)
     db.session.commit()
     return {**people, "pipeline": pipeline, "deals": deals}

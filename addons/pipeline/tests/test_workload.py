@@ -32,7 +32,7 @@ def test_workload_figures_per_salesperson(north_team):
     _deal(pipeline, anna, "A2", last_activity_at=NOW - timedelta(days=5, hours=1))
     _deal(pipeline, anna, "A3")
     won = _deal(pipeline, anna, "A4")
-    move_deal(won, stages["Won"])
+    move_deal(won, stages["Won"], amount="300")
     _deal(pipeline, boris, "B1", stale=True)
     db.session.add(Capacity(user_id=anna.id, live_deals=3))
     seed_activity_types()
