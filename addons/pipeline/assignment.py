@@ -10,14 +10,15 @@ Why it works this way:
   an `open` stage), counted in one grouped query for the whole team. No `Capacity` row means
   the default (`BIRGA_PIPELINE_DEFAULT_CAPACITY`, 150), the same rule the workload board
   and rotation use. When everyone is full nobody is picked: the lead waits in the inbox
-  unassigned rather than overloading someone silently.
+  unassigned rather than overloading someone silently, and the pipeline's managers (who may
+  manage the pipeline, in its team) are notified so it is not left unseen.
 - **Territory rules** (`AssignmentRule`, in `sequence` order) match a lead's country and/or
   language; the first matching rule names a user or a team (round robin inside that team).
   A rule whose user is at capacity is skipped, so the next rule or the pipeline's team takes it.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from flask import current_app, has_request_context, url_for
 from flask_babel import force_locale
@@ -25,12 +26,12 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from core.api import User, db, notify
-from core.security import TeamMember
+from core.security import Team, TeamMember
 
 from .models import AssignmentRule, Capacity, Deal, Lead, Pipeline, Stage
 
 __all__ = ["DEFAULT_CAPACITY", "assign_lead", "at_capacity", "capacities", "choose_assignee",
-           "default_capacity", "open_deal_counts", "team_members"]
+           "default_capacity", "lead_managers", "open_deal_counts", "team_members"]
 
 
 def team_members(team_id: int | None) -> list[User]:
@@ -149,20 +150,50 @@ def lead_path(lead_id: int) -> str:
     return current_app.url_map.bind("").build("pipeline.lead", {"lead_id": lead_id})
 
 
+def lead_managers(pipeline: Pipeline | None) -> list[User]:
+    """Who hears about a lead nobody could be given: active users who may manage the
+    pipeline, among its team (members and the team's manager) when it has one; everyone who
+    may manage pipelines when its team has no such person or there is no pipeline."""
+    users = list(db.session.scalars(select(User).where(User.active.is_(True))
+                                    .order_by(User.id)))
+    managers = [u for u in users if u.has_permission("pipeline.manage")]
+    if pipeline is None or pipeline.team_id is None:
+        return managers
+    team = db.session.get(Team, pipeline.team_id)
+    crew = {m.id for m in team_members(pipeline.team_id)}
+    if team is not None and team.manager_id is not None:
+        crew.add(team.manager_id)
+    return [u for u in managers if u.id in crew] or managers
+
+
+def _say(user: User, lead: Lead, message: Callable[[str], str]) -> None:
+    """Notify `user` about `lead` in her language: `message(who)` runs under her locale."""
+    default = current_app.config.get("BABEL_DEFAULT_LOCALE", "en")
+    with force_locale(user.locale or default):
+        who = lead.name or lead.email or lead.phone or _("unknown sender")
+        text = message(who)
+    notify(user, text, lead_path(lead.id))
+
+
 def assign_lead(lead: Lead, pipeline: Pipeline | None, *, country: str | None = None,
                 by: User | None = None) -> User | None:
-    """Give `lead` an owner by the pipeline's rules and notify them (the caller commits)."""
-    if pipeline is None:
-        return None
-    user = choose_assignee(pipeline, country=country, lang=lead.lang)
+    """Give `lead` an owner by the pipeline's rules and notify them (the caller commits).
+
+    When the rules find nobody, the lead stays unassigned in the leads list and the
+    pipeline's managers are notified (`lead_managers`), so someone assigns or takes it.
+    """
+    user = choose_assignee(pipeline, country=country, lang=lead.lang) \
+        if pipeline is not None else None
     if user is None:
+        for manager in lead_managers(pipeline):
+            if by is None or by.id != manager.id:
+                _say(manager, lead, lambda who: _(
+                    "Nobody could be given the new lead %(name)s: take it or assign it.",
+                    name=who))
         return None
     lead.owner_id = user.id
     db.session.flush()
     if by is None or by.id != user.id:
-        default = current_app.config.get("BABEL_DEFAULT_LOCALE", "en")
-        with force_locale(user.locale or default):
-            who = lead.name or lead.email or lead.phone or _("unknown sender")
-            text = _("New lead for you: %(name)s", name=who)
-        notify(user, text, lead_path(lead.id))
+        _say(user, lead, lambda who: _("New lead for you: %(name)s", name=who))
     return user
+

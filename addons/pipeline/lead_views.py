@@ -1,8 +1,10 @@
 """Pages of the leads inbox: list with filters, manual create, the lead page, conversion.
 
 Every lead is fetched through the record gateway (`visible`, `get_or_404`), so a lead outside
-the user's rules is a 404 here as everywhere. Conversion shows the contacts and companies the
-lead may already be and makes the user choose (see `leads.convert_lead`).
+the user's rules is a 404 here as everywhere; the one widening is the pool of new leads nobody
+was given (`leads.visible_leads`), which whoever may work leads sees and can take. Conversion
+shows the contacts and companies the lead may already be and makes the user choose (see
+`leads.convert_lead`).
 """
 from __future__ import annotations
 
@@ -34,9 +36,11 @@ from .leads import (
     create_lead,
     dismiss_lead,
     lead_matches,
+    take_lead,
+    visible_leads,
 )
 from .models import CHANNEL_LABELS, CHANNELS, LEAD_STATUSES, Lead, Pipeline
-from .views import bp
+from .views import _safe_back, bp
 
 MODEL = "pipeline.lead"
 PER_PAGE = 50
@@ -69,7 +73,7 @@ def leads():
     owner = request.args.get("owner", "")
     text = (request.args.get("q") or "").strip()[:100]
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    query = visible(Lead)
+    query = visible_leads(current_user)
     if status in LEAD_STATUSES:
         query = query.where(Lead.status == status)
     if channel in CHANNELS:
@@ -91,8 +95,14 @@ def leads():
     owner_ids = {r.owner_id for r in rows if r.owner_id}
     owners = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(owner_ids)))}
     pipelines = _pipelines()
+    unassigned = db.session.scalar(
+        visible_leads(current_user).with_only_columns(func.count(Lead.id)).where(
+            Lead.owner_id.is_(None), Lead.status == "new"))
     return render_template(
-        "pipeline/leads.html", leads=rows[:PER_PAGE], more=len(rows) > PER_PAGE, page=page,
+        "pipeline/leads.html", unassigned=unassigned,
+        can_take=current_user.has_permission("pipeline.write"),
+        back=request.full_path.rstrip("?"), leads=rows[:PER_PAGE], more=len(rows) > PER_PAGE,
+        page=page,
         owners=owners, pipelines=pipelines, pipelines_by_id={p.id: p for p in pipelines},
         filters={"status": status, "channel": channel, "pipeline": pipeline_id,
                  "owner": owner, "q": text},
@@ -148,16 +158,46 @@ def lead_new():
 
 
 # -- one lead --------------------------------------------------------------------------------
+def _lead_or_404(lead_id: int) -> Lead:
+    """The lead if the user may see it, the pool included (`visible_leads`); else 404."""
+    record = db.session.scalar(visible_leads(current_user).where(Lead.id == lead_id))
+    if record is None:
+        abort(404)
+    return record
+
+
 @bp.route("/leads/<int:lead_id>")
 @permission_required("pipeline.read")
 def lead(lead_id: int):
-    record = get_or_404(Lead, lead_id)
+    record = _lead_or_404(lead_id)
+    # Converting or dismissing needs the record rules; a lead seen only in the pool is taken
+    # first.
+    can_handle = db.session.scalar(visible(Lead).where(Lead.id == record.id)) is not None
     owner = db.session.get(User, record.owner_id) if record.owner_id else None
     pipeline = db.session.get(Pipeline, record.pipeline_id) if record.pipeline_id else None
     partner = db.session.scalar(visible(Partner).where(Partner.id == record.partner_id)) \
         if record.partner_id else None
     return render_template("pipeline/lead.html", lead=record, owner=owner, pipeline=pipeline,
-                           partner=partner, model=MODEL, **_helpers())
+                           partner=partner, model=MODEL, can_handle=can_handle,
+                           **_helpers())
+
+
+@bp.route("/leads/<int:lead_id>/take", methods=["POST"])
+@permission_required("pipeline.write")
+def lead_take(lead_id: int):
+    """Take an unassigned lead: the user becomes its owner, unless someone was quicker."""
+    record = _lead_or_404(lead_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        take_lead(record, current_user)
+    except LeadError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash(_("The lead is yours now."), "success")
+    return redirect(_safe_back(url_for("pipeline.lead", lead_id=lead_id)))
 
 
 @bp.route("/leads/<int:lead_id>/dismiss", methods=["POST"])

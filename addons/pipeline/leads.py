@@ -9,6 +9,12 @@ e-mail, `contacts.duplicates.find_duplicates`) and its company may already exist
 page shows the matches and the user picks one or asks for a new contact explicitly;
 `convert_lead()` refuses to create a contact while matches exist and nobody chose, so no path
 creates a silent duplicate.
+
+Why a pool: a lead the assignment rules could give to nobody (everyone at capacity, no rule)
+has no owner, so the record rules ("own", "team") would hide it from everyone but admins.
+`visible_leads()` also shows such new, unassigned leads of a pipeline the user works in (its
+team, or a pipeline without a team) to whoever may work leads, and `take_lead()` lets one of
+them take it; the pipeline's managers are told when a lead lands there (`assignment`).
 """
 from __future__ import annotations
 
@@ -19,20 +25,22 @@ from typing import Any
 from flask import Flask, current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, update
 
 from addons.contacts import services as contact_services
 from addons.contacts.duplicates import DuplicateMatch, find_duplicates
 from addons.contacts.folding import fold
 from addons.contacts.models import Partner
-from core.api import User, db, log_entry
+from core.api import User, audit, db, log_entry
 from core.loader import AddonContext
+from core.security import Team, TeamMember, rule_clause
 
 from .assignment import assign_lead
 from .models import CHANNEL_LABELS, CHANNELS, Deal, Lead, Pipeline
 
 __all__ = ["ConversionChoiceNeeded", "LeadError", "LeadMatches", "convert_lead", "create_lead",
-           "dismiss_lead", "init_leads", "lead_matches", "setting"]
+           "dismiss_lead", "init_leads", "lead_matches", "pool_clause", "setting", "take_lead",
+           "visible_leads"]
 
 MODEL = "pipeline.lead"
 NEW = "new"  # the explicit choice "create a new contact/company" on the convert page
@@ -108,6 +116,55 @@ def dismiss_lead(lead: Lead, *, user: User | None, note: str = "") -> None:
         raise LeadError(_("Only a new lead can be dismissed."))
     lead.status = "dismissed"
     log_entry(MODEL, lead.id, "system", note, subject=_l("Lead dismissed"), author=user)
+
+
+# -- the pool of unassigned leads -----------------------------------------------------------
+def pool_clause(user: User) -> Any:
+    """New leads without an owner in a pipeline `user` works in (its team's, or one without a
+    team): the leads nobody was given, which anyone who may work leads there can take."""
+    teams = select(TeamMember.team_id).where(TeamMember.user_id == user.id).union(
+        select(Team.id).where(Team.manager_id == user.id))
+    pipelines = select(Pipeline.id).where(or_(Pipeline.team_id.is_(None),
+                                              Pipeline.team_id.in_(teams)))
+    return and_(Lead.owner_id.is_(None), Lead.status == "new",
+                or_(Lead.pipeline_id.is_(None), Lead.pipeline_id.in_(pipelines)))
+
+
+def visible_leads(user: User) -> Any:
+    """`select(Lead)` narrowed to the leads `user` may see: the record rules, plus the pool
+    for a user who may work leads (see the module's docstring)."""
+    rule = rule_clause(Lead, user)
+    if rule is None:
+        return select(Lead)
+    if user.has_permission("pipeline.write"):
+        return select(Lead).where(or_(rule, pool_clause(user)))
+    return select(Lead).where(rule)
+
+
+def take_lead(lead: Lead, user: User) -> Lead:
+    """Make `user` the owner of the unassigned `lead` (the caller commits).
+
+    The owner is checked by the UPDATE itself (`... WHERE owner_id IS NULL`), in the same
+    transaction that writes it: of two people pressing "Take" at once, one gets the lead and
+    the other a `LeadError`, whatever page each of them was looking at.
+    """
+    if lead.status != "new":
+        raise LeadError(_("This lead was already handled."))
+    taken = db.session.execute(
+        update(Lead).where(Lead.id == lead.id, Lead.owner_id.is_(None), Lead.status == "new")
+        .values(owner_id=user.id).execution_options(synchronize_session=False))
+    if taken.rowcount != 1:
+        db.session.refresh(lead)
+        if lead.status != "new":
+            raise LeadError(_("This lead was already handled."))
+        raise LeadError(_("Someone else has taken this lead meanwhile."))
+    db.session.refresh(lead)
+    log_entry(MODEL, lead.id, "system", "", subject=_l("Lead taken by %(name)s",
+                                                      name=user.display_name), author=user)
+    # The UPDATE above bypasses the session's audit listener: the same row, written here.
+    audit("update", model=MODEL, record_id=lead.id, user=user,
+          details={"owner_id": [None, user.id]})
+    return lead
 
 
 # -- conversion ------------------------------------------------------------------------------
