@@ -27,11 +27,18 @@ from core.api import InboundMail, db
 from .leads import create_lead
 from .models import Deal, Lead, Pipeline
 
-__all__ = ["DEAL_REFERENCE", "deal_reference", "handle_mail", "pipeline_for_address"]
+__all__ = ["DEAL_REFERENCE", "deal_reference", "deal_tag", "handle_mail",
+           "pipeline_for_address"]
 
 DEAL_REFERENCE = re.compile(r"\[\s*DEAL[-\s#]*(\d{1,12})\s*\]", re.IGNORECASE)
 _REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|sv|vs|ha|отв|пересл)\s*(\[\d+\])?\s*:\s*)+",
                            re.IGNORECASE)
+
+
+def deal_tag(deal_id: int) -> str:
+    """The reference people quote in a subject, `[DEAL-123]` (what `deal_reference` reads):
+    shown on the deal page and put in the subject of the e-mails written from it."""
+    return f"[DEAL-{deal_id}]"
 
 
 def deal_reference(subject: str) -> int | None:

@@ -18,6 +18,7 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
+from urllib.parse import quote, urlencode
 
 from flask import (
     Blueprint,
@@ -52,6 +53,7 @@ from core.security import Team
 from . import board as boardq
 from .cards import CardHtml, RowHtml, stage_options
 from .forms import DealForm, MoveForm, QuickCreateForm, fill_deal_form, fill_move_form
+from .inbound import deal_tag
 from .models import Deal, LostReason, Pipeline, Stage, Tag
 from .state import (
     TransitionError,
@@ -418,6 +420,16 @@ def _deal_form(deal: Deal | None, pipeline: Pipeline) -> DealForm:
     return form
 
 
+def _mail_query(subject: str, inbound: str | None) -> str:
+    """The `?subject=…&cc=…` of the deal page's mail links: the subject quotes the deal's
+    reference and the pipeline's inbound address is copied, so a reply to all lands on the
+    deal's timeline (`inbound.handle_mail`)."""
+    params = {"subject": subject}
+    if inbound:
+        params["cc"] = inbound
+    return "?" + urlencode(params, quote_via=quote)
+
+
 def _lost_stage_ids(pipeline: Pipeline) -> list[int]:
     """The stages whose choice asks for a lost reason (the form shows those fields then)."""
     return [s.id for s in pipeline.stages if s.kind == "lost"]
@@ -544,10 +556,13 @@ def deal(deal_id: int):
     move_form.version.data = str(deal.version)
     move_form.stage_id.data = request.args.get("move_to", type=int) or deal.stage_id
     won_stage_ids = [s.id for s in pipeline.stages if s.kind == "won"]
+    reference = deal_tag(deal.id)
     return render_template(
         "pipeline/deal.html", deal=deal, form=form, move_form=move_form, pipeline=pipeline,
         stages=list(pipeline.stages), model=MODEL, money=format_money,
         lost_stage_ids=_lost_stage_ids(pipeline), won_stage_ids=won_stage_ids,
+        reference=reference, mail_query=_mail_query(f"{reference} {deal.title}",
+                                                    pipeline.inbound_address),
         amount_needed=not deal.amount and move_form.stage_id.data in won_stage_ids,
         can_write=current_user.has_permission("pipeline.write"),
         owner=db.session.get(User, deal.owner_id) if deal.owner_id else None,

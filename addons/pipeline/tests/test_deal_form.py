@@ -183,6 +183,17 @@ def test_a_deal_without_an_amount_shows_a_dash(crm, client, login):
     assert '<small class="muted">—</small>' in page
 
 
+def test_the_deal_page_shows_the_reference_to_quote_in_mail_subjects(crm, client, login):
+    """Without an inbound address the reference is still shown (and the hint names none)."""
+    deal = create_deal(title="Skapji", pipeline=crm["pipeline"], user=crm["anna"],
+                       owner_id=crm["anna"].id)
+    db.session.commit()
+    login(client, crm["anna"])
+    page = client.get(f"/pipeline/deals/{deal.id}").get_data(as_text=True)
+    assert f'<code id="deal-reference">[DEAL-{deal.id}]</code>' in page
+    assert "Quote it in the subject of e-mails about this deal." in page
+
+
 def test_board_columns_shrink_and_the_overflow_is_shown(crm, client, login):
     login(client, crm["anna"])
     page = client.get(f"/pipeline/board/{crm['pipeline'].id}").get_data(as_text=True)

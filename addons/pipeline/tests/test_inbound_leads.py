@@ -166,3 +166,39 @@ def test_an_inactive_pipeline_takes_no_mail(app, pipeline):
 
     assert result.exit_code == EX_NOUSER
     assert all_leads() == []
+
+
+def test_the_deal_page_shows_the_reference_and_mails_written_from_it_quote_it(
+        app, pipeline, client, login, make_user):
+    """The reference the handler reads is on the deal page, and the page's mail link puts it
+    in the subject (copying the inbound address): the client's reply to all lands on the deal."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from core.api import assign_roles
+
+    mara = make_user("mara")
+    assign_roles(mara, "sales_manager")
+    person = Partner(kind="person", name="Anna Bērziņa", owner_id=mara.id)
+    db.session.add(person)
+    db.session.flush()
+    set_emails(person, ["anna@example.lv"])
+    refresh_search(person)
+    deal = create_deal(title="Desks & chairs", pipeline=pipeline, partner_id=person.id,
+                       owner_id=mara.id)
+    db.session.commit()
+    login(client, mara)
+
+    page = client.get(f"/pipeline/deals/{deal.id}").get_data(as_text=True)
+
+    assert f'<code id="deal-reference">[DEAL-{deal.id}]</code>' in page
+    assert ADDRESS in page  # where to send mail quoting it
+    href = next(part.split('"')[0] for part in page.split('href="mailto:anna@example.lv')[1:])
+    query = parse_qs(urlsplit(href.replace("&amp;", "&")).query)
+    assert query["subject"] == [f"[DEAL-{deal.id}] Desks & chairs"]
+    assert query["cc"] == [ADDRESS]
+
+    result = ingest(app, message("Re: " + query["subject"][0], "Agreed, send the invoice."))
+    assert result.exit_code == 0, result.output
+    assert all_leads() == []
+    [entry] = emails_on("pipeline.deal", deal.id)
+    assert "Agreed, send the invoice." in entry.body
