@@ -185,6 +185,7 @@ RECORD_ROUTES: dict[str, Route] = {
     "/pipeline/leads/<int:lead_id>": r(LEAD, OWN_READ),
     "/pipeline/leads/<int:lead_id>/convert": r(LEAD, OWN_WRITE, OWN_WRITE),
     "/pipeline/leads/<int:lead_id>/dismiss": r(LEAD, post=OWN_WRITE),
+    "/pipeline/leads/<int:lead_id>/take": r(LEAD, post=OWN_WRITE),
     "/pipeline/pipelines/<int:pipeline_id>/webform": r(PIPELINE, MANAGE, MANAGE),
     "/pipeline/settings/lost-reasons/<int:reason_id>": r({"reason_id": "reason"}, MANAGE,
                                                          MANAGE),
