@@ -177,6 +177,7 @@ RECORD_ROUTES: dict[str, Route] = {
     "/pipeline/deals/<int:deal_id>/move": r(DEAL, post=OWN_WRITE),
     # The board is shared; moving a card names the deal in the form: alice's, here.
     "/pipeline/board/<int:pipeline_id>": r(PIPELINE, EVERY_READER),
+    "/pipeline/board/<int:pipeline_id>/sums": r(PIPELINE, EVERY_READER),
     "/pipeline/board/<int:pipeline_id>/move": r(PIPELINE, post=OWN_WRITE, data={
         "move": "$deal:$deal_version", "stage_$deal": "$stage"}),
     # Quick create makes the poster's own deal: every writer may.

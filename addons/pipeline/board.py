@@ -274,19 +274,22 @@ def _card_order(card: Card) -> tuple[int, int]:
 
 
 def board_columns(pipeline: Pipeline, user: User | None, filters: DealFilters, *,
-                  per_column: int = DEFAULT_CARDS, on_date: date | None = None
-                  ) -> list[BoardColumn]:
-    """The columns of `pipeline` with their top cards, counts and totals per currency."""
+                  per_column: int = DEFAULT_CARDS, on_date: date | None = None,
+                  cards: bool = True) -> list[BoardColumn]:
+    """The columns of `pipeline` with their top cards (none when `cards` is false: the
+    totals the board refreshes after a move), counts and totals per currency."""
     stages = list(db.session.scalars(select(Stage).where(Stage.pipeline_id == pipeline.id)
                                      .order_by(Stage.sequence, Stage.id)))
     by_stage = {s.id: s for s in stages}
     base = _visible_deals(user, filters).where(Deal.pipeline_id == pipeline.id)
     columns = {s.id: BoardColumn(s, []) for s in stages}
     # A folded column shows its count and totals only.
-    found = column_cards(base, by_stage, [s.id for s in stages if not s.folded], per_column)
-    for stage_id, cards in found.items():
-        columns[stage_id].cards = cards
-    attach_tags([card for cards in found.values() for card in cards])
+    if cards:
+        found = column_cards(base, by_stage, [s.id for s in stages if not s.folded],
+                             per_column)
+        for stage_id, shown in found.items():
+            columns[stage_id].cards = shown
+        attach_tags([card for shown in found.values() for card in shown])
     # The cards' WHERE (record rules, filters), built once: counted and summed per currency.
     totals = base.with_only_columns(Deal.stage_id, Deal.currency, func.count(),
                                     func.coalesce(func.sum(Deal.amount), 0)) \

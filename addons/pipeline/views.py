@@ -165,6 +165,22 @@ def board(pipeline_id: int):
         **_helpers())
 
 
+@bp.route("/board/<int:pipeline_id>/sums")
+@permission_required("pipeline.read")
+def board_sums(pipeline_id: int):
+    """Every column's count and totals (with the board's filters), as the board shows them:
+    after a card moves, board.js puts them in place instead of leaving the old sums."""
+    pipeline = db.session.get(Pipeline, pipeline_id) or abort(404)
+    filters = boardq.DealFilters.parse(request.args)
+    fmt = formatters()
+    context = {"company_currency": _company_currency(), "fmt_money": fmt.money}
+    columns = boardq.board_columns(pipeline, current_user, filters, cards=False)
+    return jsonify({"columns": {str(col.stage.id): {
+        "count": fmt.number(col.count),
+        "sums": render_template("pipeline/_column_sums.html", col=col, **context)}
+        for col in columns}})
+
+
 def _company_currency() -> str:
     from core.api import company_currency
 

@@ -71,6 +71,27 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!Number.isNaN(value)) count.textContent = String(Math.max(value + delta, 0));
   }
 
+  // The sums per currency are formatted by the server for the reader's locale: after a move,
+  // ask it for every column's count and sums (with the board's filters) and put them in place.
+  async function refreshSums() {
+    if (!board.dataset.sumsUrl) return;
+    let data;
+    try {
+      const response = await fetch(board.dataset.sumsUrl, {
+        credentials: "same-origin", headers: {"Accept": "application/json"}});
+      if (!response.ok) return;
+      data = await response.json();
+    } catch (e) { return; }
+    for (const column of board.querySelectorAll(".board-column")) {
+      const fresh = data.columns && data.columns[column.dataset.stage];
+      if (!fresh) continue;
+      const count = column.querySelector(".column-count");
+      if (count) count.textContent = fresh.count;
+      const sums = column.querySelector(".column-sums");
+      if (sums) sums.innerHTML = fresh.sums;
+    }
+  }
+
   async function send(card, stageId, extra) {
     const body = Object.assign({stage_id: Number(stageId), version: Number(card.dataset.version)},
                                extra || {});
@@ -126,6 +147,7 @@ document.addEventListener("DOMContentLoaded", () => {
       updateCount(fromColumn, -1);
       updateCount(toColumn, +1);
       say(result.data.message || board.dataset.msgMoved, false);
+      refreshSums();
     } else {
       fromList.prepend(card);
       if (result.data && result.data.version) card.dataset.version = result.data.version;

@@ -114,6 +114,37 @@ def test_filters_by_owner_team_tag_and_no_next_activity(app, make_user):
     assert DealFilters.parse({"owner": "none"}).args() == {"owner": "none"}
 
 
+def test_after_a_move_the_board_gets_every_columns_new_count_and_sums(app, client, login,
+                                                                     make_user):
+    seed_reference_data()
+    sam, sara = make_user("sam"), make_user("sara")
+    for user in (sam, sara):
+        assign_roles(user, "salesperson")
+    pipeline, stages = _funnel()
+    deal = create_deal(title="Euro deal", pipeline=pipeline, user=sam, amount="1200",
+                       currency="EUR")
+    create_deal(title="Sara's", pipeline=pipeline, user=sara, amount="999", currency="USD")
+    db.session.commit()
+    sam.locale = "lv"
+    db.session.commit()
+    login(client, sam)
+    board = client.get(f"/pipeline/board/{pipeline.id}").get_data(as_text=True)
+    assert f'data-sums-url="/pipeline/board/{pipeline.id}/sums"' in board
+    token = csrf_token(client, f"/pipeline/board/{pipeline.id}")
+    assert client.post(f"/pipeline/deals/{deal.id}/move",
+                       json={"stage_id": stages["Qualified"].id, "version": deal.version},
+                       headers={"X-CSRFToken": token}).get_json()["ok"]
+    sums = client.get(f"/pipeline/board/{pipeline.id}/sums").get_json()["columns"]
+    new, qualified = sums[str(stages["New"].id)], sums[str(stages["Qualified"].id)]
+    assert new["count"] == "0" and "data-currency" not in new["sums"]  # Sara's is not his
+    assert qualified["count"] == "1"
+    assert re.search(r'data-currency="EUR">1\xa0200,00\xa0€<', qualified["sums"])  # lv
+    # The board's filters apply: filtered to Sara's deals, Sam sees none of them.
+    filtered = client.get(f"/pipeline/board/{pipeline.id}/sums?owner={sara.id}").get_json()
+    assert filtered["columns"][str(stages["Qualified"].id)]["count"] == "0"
+    assert client.get("/pipeline/board/999999/sums").status_code == 404
+
+
 def test_a_salesperson_sees_own_deals_on_the_board_and_404_on_others(app, client, login,
                                                                      make_user):
     sam, sara = make_user("sam"), make_user("sara")

@@ -8,6 +8,8 @@ reason dialog) under the real Content-Security-Policy. Expected words come from 
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
@@ -33,7 +35,8 @@ def test_in_kazakh_drag_a_deal_forward_and_one_to_lost_with_a_reason(app, make_u
     pipeline = seed_defaults()
     db.session.commit()
     stages = {s.name: s for s in pipeline.stages}
-    forward = create_deal(title="Astana warehouse", pipeline=pipeline, user=user)
+    forward = create_deal(title="Astana warehouse", pipeline=pipeline, user=user,
+                          amount="1500", currency="KZT")
     doomed = create_deal(title="Shymkent printers", pipeline=pipeline, user=user)
     db.session.commit()
     reason = db.session.scalar(select(LostReason).where(LostReason.name == "No budget"))
@@ -57,6 +60,11 @@ def test_in_kazakh_drag_a_deal_forward_and_one_to_lost_with_a_reason(app, make_u
         # The card moves before the answer is read: wait for the message, do not race it.
         expect(page.locator("#board-status")).to_contain_text(
             kk.gettext("Moved to %(stage)s.") % {"stage": kk.gettext("Qualified")})
+        # The columns' sums follow the card (formatted by the server in Kazakh).
+        sums = '.board-column[data-stage="{}"] .column-sums .total[data-currency="KZT"]'
+        expect(page.locator(sums.format(stages["Qualified"].id))).to_have_text(
+            re.compile(r"1\s500"))
+        expect(page.locator(sums.format(stages["New"].id))).to_have_count(0)
 
         # 2. New -> Lost: the reason dialog opens first; nothing moves without a reason.
         lost_column = page.locator(f'.board-column[data-stage="{stages["Lost"].id}"]')
