@@ -354,7 +354,10 @@ REPORTS: dict[str, tuple[Any, Callable[[ReportFilter], Page]]] = {
 @bp.get("/reports/")
 @permission_required("pipeline.reports")
 def reports() -> str:
-    return render_template("pipeline/reports.html", reports=REPORTS)
+    # The Workload menu entry needs pipeline.manage (menus are cached per permission set);
+    # a team lead without it may still open the board, so it is linked from here.
+    return render_template("pipeline/reports.html", reports=REPORTS,
+                           workload=can_see_workload(current_user))
 
 
 @bp.get("/reports/<name>")

@@ -100,3 +100,23 @@ def test_the_board_is_for_managers(north_team, client, login):
     other = client.application.test_client()
     login(other, north_team["boris"])
     assert other.get("/pipeline/workload").status_code == 404
+
+
+def test_a_team_lead_without_manage_rights_reaches_the_board_from_the_reports(
+        north_team, app, client, login, make_user):
+    from core.api import assign_roles
+    from core.security import Team
+
+    lead, plain = make_user("tina"), make_user("paul")
+    for user in (lead, plain):
+        assign_roles(user, "salesperson")  # no pipeline.manage: no Workload menu entry
+    db.session.add(Team(name="South", manager_id=lead.id))
+    db.session.commit()
+    login(client, lead)
+    html = client.get("/pipeline/reports/").get_data(as_text=True)
+    assert 'href="/pipeline/workload"' in html
+    assert client.get("/pipeline/workload").status_code == 200
+    other = app.test_client()
+    login(other, plain)
+    assert 'href="/pipeline/workload"' not in other.get("/pipeline/reports/").get_data(
+        as_text=True)
