@@ -192,6 +192,8 @@ RECORD_ROUTES: dict[str, Route] = {
                                                          MANAGE),
     "/pipeline/settings/pipelines/<int:pipeline_id>": r(PIPELINE, MANAGE, MANAGE),
     "/pipeline/settings/pipelines/<int:pipeline_id>/stages": r(PIPELINE, post=MANAGE),
+    "/pipeline/settings/pipelines/<int:pipeline_id>/rules": r(PIPELINE, post=MANAGE),
+    "/pipeline/settings/rules/<int:rule_id>/delete": r({"rule_id": "rule"}, post=MANAGE),
     "/pipeline/settings/stages/<int:stage_id>": r({"stage_id": "stage"}, MANAGE, MANAGE),
     "/pipeline/settings/stages/<int:stage_id>/delete": r({"stage_id": "stage"}, post=MANAGE),
     "/pipeline/settings/tags/<int:tag_id>": r({"tag_id": "tag"}, post=MANAGE),
@@ -288,7 +290,7 @@ def build_world(app: Flask, make_user: Any) -> dict[str, Any]:
     from addons.documents.models import Product, ProductPrice
     from addons.documents.public import issue_link, make_token
     from addons.pipeline.leads import create_lead
-    from addons.pipeline.models import LostReason, Tag
+    from addons.pipeline.models import AssignmentRule, LostReason, Tag
     from addons.pipeline.state import create_deal, seed_defaults
     from core.activities import activity_types, schedule_activity
     from core.api import save_attachment, seed_reference_data
@@ -352,7 +354,8 @@ def build_world(app: Flask, make_user: Any) -> dict[str, Any]:
     template = ensure_default("contract")
     reason = db.session.scalar(sa.select(LostReason).order_by(LostReason.id))
     tag = Tag(name="Walk tag")  # reference data every reader sees: no secret mark
-    db.session.add(tag)
+    rule = AssignmentRule(pipeline_id=pipeline.id, country="LV", team_id=team.id)
+    db.session.add_all([tag, rule])
     db.session.commit()
 
     static = {}
@@ -367,6 +370,7 @@ def build_world(app: Flask, make_user: Any) -> dict[str, Any]:
         "batch": batch.id, "segment": segment.id, "custom_field": custom.id,
         "template": template.id, "reason": reason.id, "pipeline": pipeline.id,
         "stage": stages[1].id, "role": role.id, "team": team.id, "tag": tag.id,
+        "rule": rule.id,
         "public_token": make_token(offer), **static,
         **{login: user.id for login, user in users.items()},
     }

@@ -17,11 +17,29 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
-from core.api import db, permission_required
+from core.api import Country, User, country_name, db, permission_required
 from core.i18n import LANGUAGES
+from core.security import Team
 
-from .forms import KIND_LABELS, LostReasonForm, PipelineForm, StageForm, TagForm, team_choices
-from .models import Deal, DealTag, LostReason, Pipeline, Stage, StageChange, Tag
+from .forms import (
+    KIND_LABELS,
+    LostReasonForm,
+    PipelineForm,
+    RoutingRuleForm,
+    StageForm,
+    TagForm,
+    team_choices,
+)
+from .models import (
+    AssignmentRule,
+    Deal,
+    DealTag,
+    LostReason,
+    Pipeline,
+    Stage,
+    StageChange,
+    Tag,
+)
 from .state import lost_reason_label, pipeline_label, seed_defaults, stage_label
 from .views import bp
 
@@ -127,16 +145,87 @@ def pipeline_edit(pipeline_id: int):
         pipeline.stale_no_activity_days = form.stale_no_activity_days.data
         pipeline.stale_no_next_step_days = form.stale_no_next_step_days.data
         pipeline.inbound_address = address
+        pipeline.assignment = form.assignment.data
         return url_for(".pipeline_edit", pipeline_id=pipeline.id)
 
     def context() -> dict[str, Any]:
         usage = dict(db.session.execute(select(Deal.stage_id, func.count(Deal.id))
                                         .where(Deal.pipeline_id == pipeline.id)
                                         .group_by(Deal.stage_id)).all())
-        return {"pipeline": pipeline, "stage_form": StageForm(formdata=None), "usage": usage}
+        return {"pipeline": pipeline, "stage_form": StageForm(formdata=None), "usage": usage,
+                "rules": _rules(pipeline), "rule_form": _rule_form(formdata=None)}
 
     return _edit_page(form, save, _("Pipeline saved."), "pipeline/settings_pipeline.html",
                       context)
+
+
+# -- lead routing rules ----------------------------------------------------------------------
+def _rule_form(**kwargs: Any) -> RoutingRuleForm:
+    form = RoutingRuleForm(**kwargs)
+    form.lang.choices = [("", _("Any"))] + [(code, name) for code, name in LANGUAGES.items()]
+    form.team_id.choices = team_choices()
+    form.user_id.choices = [(None, "—")] + [(u.id, u.display_name) for u in db.session.scalars(
+        select(User).where(User.active.is_(True)).order_by(User.name, User.login))]
+    return form
+
+
+def _rules(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The pipeline's rules in the order they are tried, with what the page shows."""
+    rules = db.session.scalars(select(AssignmentRule).where(
+        AssignmentRule.pipeline_id == pipeline.id).order_by(AssignmentRule.sequence,
+                                                            AssignmentRule.id)).all()
+    teams = {t.id: t.name for t in db.session.scalars(select(Team).where(
+        Team.id.in_({r.team_id for r in rules if r.team_id})))}
+    users = {u.id: u.display_name for u in db.session.scalars(select(User).where(
+        User.id.in_({r.user_id for r in rules if r.user_id})))}
+    return [{"rule": r, "country": country_name(r.country) if r.country else None,
+             "lang": LANGUAGES.get(r.lang or "", r.lang),
+             "to": users.get(r.user_id) if r.user_id else teams.get(r.team_id)}
+            for r in rules]
+
+
+@bp.route("/settings/pipelines/<int:pipeline_id>/rules", methods=["POST"])
+@permission_required("pipeline.manage")
+def rule_new(pipeline_id: int):
+    pipeline = db.get_or_404(Pipeline, pipeline_id)
+    form = _rule_form()
+    back = url_for(".pipeline_edit", pipeline_id=pipeline.id, _anchor="routing")
+    problems = [str(e) for errors in form.errors.values() for e in errors] \
+        if not form.validate() else []
+    if not problems:
+        if not form.country.data and not form.lang.data:
+            problems.append(_("Give a country, a language or both: a rule without either "
+                              "would take every lead."))
+        if (form.team_id.data is None) == (form.user_id.data is None):
+            problems.append(_("Send the leads either to a salesperson or to a team."))
+        if form.country.data and db.session.get(Country, form.country.data) is None:
+            problems.append(_("There is no country with the code %(code)s.",
+                              code=form.country.data))
+        if form.user_id.data is not None and db.session.get(User, form.user_id.data) is None:
+            problems.append(_("There is no such salesperson."))
+        if form.team_id.data is not None and db.session.get(Team, form.team_id.data) is None:
+            problems.append(_("There is no such team."))
+    if problems:
+        for problem in problems:
+            flash(problem, "error")
+        return redirect(back)
+    db.session.add(AssignmentRule(
+        pipeline_id=pipeline.id, sequence=form.sequence.data or 10,
+        country=form.country.data or None, lang=form.lang.data or None,
+        team_id=form.team_id.data, user_id=form.user_id.data))
+    if pipeline.assignment != "territory":
+        flash(_("Rules apply once 'Who gets a new lead' is set to the routing rules."), "info")
+    return _saved(_("Rule added."), back)
+
+
+@bp.route("/settings/rules/<int:rule_id>/delete", methods=["POST"])
+@permission_required("pipeline.manage")
+def rule_delete(rule_id: int):
+    rule = db.get_or_404(AssignmentRule, rule_id)
+    pipeline_id = rule.pipeline_id
+    db.session.delete(rule)
+    return _saved(_("Rule deleted."), url_for(".pipeline_edit", pipeline_id=pipeline_id,
+                                              _anchor="routing"))
 
 
 # -- stages ----------------------------------------------------------------------------------

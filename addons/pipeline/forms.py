@@ -94,11 +94,28 @@ class PipelineForm(FlaskForm):
         _l("Reclaim deals without a next step for (days)"), validators=[
             Optional(), NumberRange(min=1, max=365)],
         description=_l("Empty: never."))
+    assignment = SelectField(_l("Who gets a new lead"), choices=[
+        ("round_robin", _l("Round robin in the pipeline's team")),
+        ("territory", _l("The routing rules below first, then round robin"))],
+        default="round_robin")
     inbound_address = StringField(_l("Inbound e-mail address"), validators=[
         Optional(), Length(max=254),
         Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("Enter a valid e-mail address."))],
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
         description=_l("Mail sent to this address becomes a lead of this pipeline."))
+
+
+class RoutingRuleForm(FlaskForm):
+    """A territory/language rule: leads from `country` and/or in `lang` go to a person or a
+    team (round robin inside it). The view fills the choices and checks the combination."""
+
+    sequence = IntegerField(_l("Order"), default=10, validators=[Optional()])
+    country = StringField(_l("Country (code)"), validators=[
+        Optional(), Regexp(r"^[A-Za-z]{2}$", message=_l("Two letters, e.g. LV."))],
+        filters=[lambda value: value.strip().upper() if isinstance(value, str) else value])
+    lang = SelectField(_l("Language"), choices=[], validate_choice=True)
+    team_id = SelectField(_l("Team"), coerce=_coerce_int, validate_choice=False)
+    user_id = SelectField(_l("Salesperson"), coerce=_coerce_int, validate_choice=False)
 
 
 class StageForm(FlaskForm):

@@ -313,3 +313,69 @@ def test_deal_tags_are_added_renamed_and_deleted_when_unused(manager, client, lo
     # The deal form offers the tags the settings made.
     form = client.get(f"/pipeline/deals/new?pipeline_id={pipeline.id}").get_data(as_text=True)
     assert ">Export<" in form
+
+
+def test_lead_routing_rules_are_set_on_the_pipeline_page_and_route_leads(
+        manager, client, login, make_user):
+    from addons.pipeline.leads import create_lead
+    from addons.pipeline.models import AssignmentRule
+    from core.api import seed_reference_data
+
+    seed_reference_data()  # the countries a rule may name
+    liga, team_lead = make_user("liga", name="Līga"), make_user("teo")
+    for user in (liga, team_lead):
+        assign_roles(user, "salesperson")
+    pipeline = seed_defaults()
+    db.session.commit()
+    login(client, manager)
+    url = f"/pipeline/settings/pipelines/{pipeline.id}"
+    page = client.get(url).get_data(as_text=True)
+    assert 'name="assignment"' in page and 'id="rule-new"' in page
+    token = csrf_token(client, url)
+    rules = f"{url}/rules"
+    for bad, message in (
+            ({"user_id": str(liga.id)}, "Give a country, a language or both"),
+            ({"country": "LV", "user_id": str(liga.id), "team_id": "1"},
+             "Send the leads either to a salesperson or to a team."),
+            ({"country": "XX", "user_id": str(liga.id)}, "There is no country with the code XX."),
+            ({"country": "Latvia", "user_id": str(liga.id)}, "Two letters, e.g. LV.")):
+        refused = client.post(rules, data={"csrf_token": token, "sequence": "10", "lang": "",
+                                           **bad}, follow_redirects=True)
+        assert message in refused.get_data(as_text=True), bad
+    assert db.session.scalar(select(func.count(AssignmentRule.id))) == 0
+    added = client.post(rules, data={"csrf_token": token, "sequence": "10", "country": "lv",
+                                     "lang": "lv", "user_id": str(liga.id)},
+                        follow_redirects=True).get_data(as_text=True)
+    assert "Rules apply once" in added  # the pipeline still hands leads out round robin
+    assert "Līga" in added and "Latvia" in added
+    client.post(url, data={"csrf_token": token, "name": pipeline.name, "currency": "EUR",
+                           "sequence": "10", "active": "y", "assignment": "territory"})
+    db.session.expire_all()
+    assert db.session.get(Pipeline, pipeline.id).assignment == "territory"
+    riga = create_lead(channel="web", pipeline=pipeline, name="Jānis", country="LV", lang="lv")
+    tallinn = create_lead(channel="web", pipeline=pipeline, name="Mari", country="EE",
+                          lang="et")
+    db.session.commit()
+    assert riga.owner_id == liga.id and tallinn.owner_id != liga.id
+    rule = db.session.scalar(select(AssignmentRule))
+    assert client.post(f"/pipeline/settings/rules/{rule.id}/delete",
+                       data={"csrf_token": token}).status_code == 302
+    assert db.session.scalar(select(func.count(AssignmentRule.id))) == 0
+
+
+def test_a_salesperson_cannot_add_or_delete_routing_rules(app, client, login, make_user):
+    from addons.pipeline.models import AssignmentRule
+
+    sam = make_user("sam")
+    assign_roles(sam, "salesperson")
+    pipeline = seed_defaults()
+    rule = AssignmentRule(pipeline_id=pipeline.id, country="LV", user_id=sam.id)
+    db.session.add(rule)
+    db.session.commit()
+    login(client, sam)
+    token = csrf_token(client, "/pipeline/deals")
+    assert client.post(f"/pipeline/settings/pipelines/{pipeline.id}/rules", data={
+        "csrf_token": token, "country": "EE", "user_id": str(sam.id)}).status_code == 404
+    assert client.post(f"/pipeline/settings/rules/{rule.id}/delete",
+                       data={"csrf_token": token}).status_code == 404
+    assert db.session.scalar(select(func.count(AssignmentRule.id))) == 1
