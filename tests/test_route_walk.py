@@ -231,7 +231,7 @@ OTHER_ROUTES: dict[str, dict[str, str]] = {
     "/pipeline/settings/lost-reasons": {}, "/pipeline/settings/pipelines": {},
     "/pipeline/settings/tags": {},
     "/pipeline/settings/pipelines/new": {}, "/pipeline/workload": {},
-    "/pipeline/workload/rotate": {},
+    "/pipeline/workload/rotate": {}, "/pipeline/workload/capacity": {},
     # public (see PUBLIC)
     "/healthz": {}, "/favicon.ico": {}, "/login": {},
     "/account/password/<token>": {"token": "=not-a-token"},

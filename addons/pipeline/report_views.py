@@ -30,7 +30,7 @@ from core.security import permission_required, rule_clause
 
 from . import rotation
 from .charts import Chart, bar_chart
-from .models import Deal, Pipeline
+from .models import Capacity, Deal, Pipeline
 from .reports import (
     ReportFilter,
     activities_done,
@@ -400,7 +400,40 @@ def workload_board() -> str:
             query if rule is None else query.where(rule)) or 0
     return render_template("pipeline/workload.html", rows=rows, team_id=team_id,
                            teams=team_choices(current_user), pipelines=pipelines,
-                           stale_counts=stale_counts, pipeline_label=pipeline_label)
+                           stale_counts=stale_counts, pipeline_label=pipeline_label,
+                           can_set_capacity=current_user.has_permission("pipeline.manage"))
+
+
+#: Bounds of a salesperson's capacity (live deals) a manager may set.
+CAPACITY_RANGE = (1, 10000)
+
+
+@bp.post("/workload/capacity")
+@permission_required("pipeline.manage")
+def workload_capacity() -> Any:
+    """Set how many live deals one salesperson may hold (assignment and rotation skip people
+    at capacity). Only people the manager sees on the board."""
+    back = url_for("pipeline.workload_board", team=request.form.get("team") or None)
+    person = next((u for u in people_for(current_user)
+                   if u.id == request.form.get("user", type=int)), None)
+    if person is None:
+        abort(404)
+    low, high = CAPACITY_RANGE
+    limit = request.form.get("capacity", type=int)
+    if limit is None or not low <= limit <= high:
+        flash(_("Give the capacity as a whole number from %(low)s to %(high)s.",
+                low=low, high=high), "error")
+        return redirect(back)
+    row = db.session.get(Capacity, person.id)
+    if row is None:
+        row = Capacity(user_id=person.id)
+        db.session.add(row)
+    row.live_deals = limit
+    db.session.commit()
+    flash(ngettext("%(name)s may now hold %(num)d live deal.",
+                   "%(name)s may now hold %(num)d live deals.", limit,
+                   name=person.display_name), "success")
+    return redirect(back)
 
 
 @bp.post("/workload/rotate")

@@ -120,3 +120,43 @@ def test_a_team_lead_without_manage_rights_reaches_the_board_from_the_reports(
     login(other, plain)
     assert 'href="/pipeline/workload"' not in other.get("/pipeline/reports/").get_data(
         as_text=True)
+
+
+def test_a_manager_sets_a_salespersons_capacity_on_the_board(north_team, app, client, login):
+    from addons.pipeline.assignment import capacities
+    from core.testing import csrf_token
+
+    mara, anna = north_team["mara"], north_team["anna"]
+    login(client, mara)
+    page = client.get("/pipeline/workload").get_data(as_text=True)
+    assert f'id="capacity-{anna.id}"' in page
+    token = csrf_token(client, "/pipeline/workload")
+    for bad in ("0", "many", "10001"):
+        refused = client.post("/pipeline/workload/capacity", data={
+            "csrf_token": token, "user": str(anna.id), "capacity": bad}, follow_redirects=True)
+        assert "Give the capacity as a whole number from 1 to 10000." in refused.get_data(
+            as_text=True)
+    done = client.post("/pipeline/workload/capacity", data={
+        "csrf_token": token, "user": str(anna.id), "capacity": "40"}, follow_redirects=True)
+    assert "may now hold 40 live deals." in done.get_data(as_text=True)
+    assert capacities([anna.id]) == {anna.id: 40}
+    assert 'name="capacity" min="1" max="10000" value="40"' in done.get_data(as_text=True)
+
+
+def test_capacity_is_set_only_by_managers_and_for_people_they_see(north_team, app, client,
+                                                                   login, make_user):
+    from core.api import assign_roles
+    from core.testing import csrf_token
+
+    stranger = make_user("zed")
+    assign_roles(stranger, "salesperson")  # in no team of Mara's
+    login(client, north_team["mara"])
+    token = csrf_token(client, "/pipeline/workload")
+    assert client.post("/pipeline/workload/capacity", data={
+        "csrf_token": token, "user": str(stranger.id), "capacity": "5"}).status_code == 404
+    other = app.test_client()
+    login(other, north_team["anna"])  # a salesperson: no pipeline.manage
+    assert other.post("/pipeline/workload/capacity", data={
+        "csrf_token": csrf_token(other, "/pipeline/deals"), "user": str(north_team["anna"].id),
+        "capacity": "999"}).status_code == 404
+    assert db.session.get(Capacity, north_team["anna"].id) is None
