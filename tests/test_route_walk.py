@@ -144,10 +144,14 @@ RECORD_ROUTES: dict[str, Route] = {
     "/documents/files/client/<int:partner_id>": r(PARTNER, OWN_READ),
     "/documents/files/client/<int:partner_id>/upload": r(PARTNER, post=OWN_WRITE),
     "/documents/offers/<int:offer_id>": r(OFFER, OWN_READ),
+    # alice's offer is sent: her POST is refused with a message (only a draft is deleted).
+    "/documents/offers/<int:offer_id>/delete": r(OFFER, post=OWN_WRITE),
     "/documents/offers/<int:offer_id>/edit": r(OFFER, OWN_WRITE, OWN_WRITE),
     "/documents/offers/<int:offer_id>/lines": r(OFFER, post=OWN_WRITE),
     "/documents/offers/<int:offer_id>/lines/<int:line_id>/delete": r(
         {**OFFER, "line_id": "line"}, post=OWN_WRITE),
+    "/documents/offers/<int:offer_id>/lines/<int:line_id>/edit": r(
+        {**OFFER, "line_id": "line"}, OWN_WRITE, OWN_WRITE),
     "/documents/offers/<int:offer_id>/lines/<int:line_id>/price": r(
         {**OFFER, "line_id": "line"}, post=OWN_WRITE),
     "/documents/offers/<int:offer_id>/offer.pdf": r(OFFER, OWN_READ),

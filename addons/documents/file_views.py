@@ -4,7 +4,9 @@ Progressive by design: the upload is a plain multipart form that works without J
 `static/files.js` (no inline script, the CSP forbids it) turns the folder into a drop zone and
 posts the same form with `fetch`, asking for JSON. Previews are served inline with the sniffed
 type, and only for PDFs and images, after the same permission check as a download; a record the
-user may not see answers 404, never 403.
+user may not see answers 404, never 403. Deleting a file is the kernel's route
+(`POST /attachments/<id>/delete`, which checks again); the pages offer it only where that
+route would allow it, and never for an offer's PDF as sent (`files.deletable_ids`).
 
 The "Files" menu entry is added when the blueprint is registered (`bp.record`), so this module
 needs no line in the addon's `init_app`.
@@ -69,7 +71,9 @@ def files_index():
     folders = files.client_folders(request.args.get("client") or "")
     return render_template("documents/files.html", query=query, results=results,
                            folders=folders, human_size=human_size,
-                           can_preview=files.can_preview, owners=_owners(results))
+                           can_preview=files.can_preview, owners=_owners(results),
+                           deletable=files.deletable_ids(results, current_user),
+                           next_url=request.full_path.rstrip("?"))
 
 
 def _owners(rows: list[Attachment]) -> dict[tuple[str, int], str]:
@@ -107,7 +111,9 @@ def files_folder(partner_id: int):
     return render_template("documents/file_folder.html", partner=partner, records=records,
                            files=rows, labels=labels, query=query, human_size=human_size,
                            can_preview=files.can_preview,
-                           can_write=current_user.has_permission("documents.write"))
+                           can_write=current_user.has_permission("documents.write"),
+                           deletable=files.deletable_ids(rows, current_user),
+                           next_url=request.full_path.rstrip("?"))
 
 
 @bp.route("/files/client/<int:partner_id>/upload", methods=["POST"])

@@ -170,3 +170,18 @@ def upload(record: FolderRecord, stream: IO[bytes], filename: str | None,
 
 def can_preview(attachment: Attachment) -> bool:
     return attachment.content_type in PREVIEW_TYPES
+
+
+def deletable_ids(rows: Iterable[Attachment], user: Any) -> set[int]:
+    """Which of `rows` the file manager offers to delete, through the kernel's route
+    (`POST /attachments/<id>/delete`, `core.storage`), by the kernel's rule: the user's own
+    uploads, or any file for an administrator (`core.admin`). Never an offer's PDF as sent
+    (`Offer.sent_attachment_id`): it is what the client received, shown again byte for byte
+    and behind the public link, so the file manager does not offer to lose it."""
+    rows = list(rows)
+    offer_ids = {a.record_id for a in rows if a.model == OFFER}
+    frozen = set(db.session.scalars(select(Offer.sent_attachment_id).where(
+        Offer.id.in_(offer_ids), Offer.sent_attachment_id.is_not(None)))) if offer_ids else set()
+    admin = user.has_permission("core.admin")
+    return {a.id for a in rows if a.id not in frozen and (admin or a.uploaded_by_id == user.id)}
+

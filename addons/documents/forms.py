@@ -92,6 +92,20 @@ class LineForm(FlaskForm):
     version = HiddenField()
 
 
+class LineEditForm(FlaskForm):
+    """A draft's line changed in place on the offer page (its product stays): the values
+    of `LineForm` but the product, and the version of the offer the user saw."""
+
+    description = StringField(_l("Description"), validators=[Optional(), Length(max=2000)])
+    quantity = StringField(_l("Quantity"), validators=[
+        DataRequired(message=_l("Enter the quantity.")), NUMBER])
+    unit = StringField(_l("Unit"), validators=[Optional(), Length(max=20)])
+    unit_price = StringField(_l("Price"), validators=[Optional(), NUMBER])
+    discount = StringField(_l("Discount %"), validators=[Optional(), NUMBER])
+    vat_rate = StringField(_l("VAT %"), validators=[Optional(), NUMBER])
+    version = HiddenField()
+
+
 class VersionedActionForm(FlaskForm):
     """A state button or line removal: the CSRF token and the version the user saw."""
 

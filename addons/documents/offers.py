@@ -12,6 +12,7 @@ and public-link code), so the rules hold whichever way a change arrives. Callers
 - **Frozen once sent**: lines copy their price, unit and VAT rate, and only a current draft
   can be edited, so a price change never reaches an offer the client has. Re-issuing a sent
   offer makes a new revision (same number, revision + 1) and freezes the previous one.
+  Only a draft can be deleted (`delete_draft`); anything sent is what the client received.
 - **Stock**: a line asking more than a tracked product's stock is flagged; confirming the
   order (`placed`) is refused until resolved, and then takes the quantities from stock.
 - **Deal bridge** (hooks without a hard dependency): `documents` depends only on `contacts`.
@@ -75,6 +76,15 @@ NUMBERED_STATES = ("sent", "accepted", "placed")
 
 class OfferError(ValueError):
     """A refused change, with a translated message for the user."""
+
+
+class LineError(OfferError):
+    """A refused line value; `field` names the line's field it is about (a form shows the
+    message under that input)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -175,23 +185,49 @@ def add_line(offer: Offer, *, product: Product | None = None, description: str |
     """A product line (price valid on the offer's date and the product's dated VAT rate,
     unless given) or a free-text line (description, price and VAT rate required)."""
     _require_editable(offer)
-    qty = to_decimal(quantity, default=Decimal(1))
-    disc = to_decimal(discount, default=Decimal(0))
+    values = _line_values(offer, product, description=description, quantity=quantity,
+                          unit=unit, unit_price=unit_price, discount=discount,
+                          vat_rate=vat_rate)
+    sequence = max((line.sequence for line in offer.lines), default=0) + 10
+    line = OfferLine(product_id=product.id if product else None, sequence=sequence, **values)
+    offer.lines.append(line)
+    recompute(offer)
+    return line
+
+
+def _number(value: Any, field: str, *, default: Decimal | None = None) -> Decimal | None:
+    try:
+        return to_decimal(value, default=default)
+    except OfferError as exc:
+        raise LineError(str(exc), field) from exc
+
+
+def _line_values(offer: Offer, product: Product | None, *, description: str | None,
+                 quantity: Any, unit: str | None, unit_price: Any, discount: Any,
+                 vat_rate: Any) -> dict[str, Any]:
+    """A line's checked values, as `add_line` and `update_line` store them: a product line
+    without a price takes the price list's price on the offer's date (and its date, for the
+    outdated-price warning), without a VAT rate the product's rate on that date; a free-text
+    line needs a description and a price (its VAT rate defaults to the standard rate).
+    `LineError` names the field of a refused value; `RateNotFound` when no VAT rate is
+    recorded for the date."""
+    qty = _number(quantity, "quantity", default=Decimal(1))
+    disc = _number(discount, "discount", default=Decimal(0))
     if qty is None or qty <= 0:
-        raise OfferError(_("The quantity must be greater than zero."))
+        raise LineError(_("The quantity must be greater than zero."), "quantity")
     if disc is None or not Decimal(0) <= disc <= Decimal(100):
-        raise OfferError(_("A discount is a percentage from 0 to 100."))
-    price = to_decimal(unit_price)
-    rate = to_decimal(vat_rate)
+        raise LineError(_("A discount is a percentage from 0 to 100."), "discount")
+    price = _number(unit_price, "unit_price")
+    rate = _number(vat_rate, "vat_rate")
     price_date = None
     if product is not None:
         if price is None:
             row = price_on(product, offer.currency, offer.offer_date)
             if row is None:
                 # The date is not last: "2 мар. 2026 г." before a full stop reads "г..".
-                raise OfferError(_("On %(date)s, %(product)s has no price in %(currency)s.",
-                                   product=product.name, currency=offer.currency,
-                                   date=format_date(offer.offer_date)))
+                raise LineError(_("On %(date)s, %(product)s has no price in %(currency)s.",
+                                  product=product.name, currency=offer.currency,
+                                  date=format_date(offer.offer_date)), "unit_price")
             price, price_date = Decimal(row.price), row.valid_from
         if rate is None:
             rate = product_vat_rate(product, offer.seller_country, offer.offer_date)
@@ -200,22 +236,43 @@ def add_line(offer: Offer, *, product: Product | None = None, description: str |
     else:
         description = (description or "").strip()
         if not description:
-            raise OfferError(_("A line without a product needs a description."))
+            raise LineError(_("A line without a product needs a description."), "description")
         if price is None:
-            raise OfferError(_("Enter the line's price."))
+            raise LineError(_("Enter the line's price."), "unit_price")
         if rate is None:
             rate = product_vat_rate(Product(vat_category="standard"), offer.seller_country,
                                     offer.offer_date)
     if price < 0:
-        raise OfferError(_("A price cannot be negative."))
+        raise LineError(_("A price cannot be negative."), "unit_price")
     if not Decimal(0) <= rate <= Decimal(100):
-        raise OfferError(_("A VAT rate is a percentage between 0 and 100."))
-    sequence = max((line.sequence for line in offer.lines), default=0) + 10
-    line = OfferLine(product_id=product.id if product else None, description=description,
-                     quantity=qty, unit=(unit or "").strip(), unit_price=price,
-                     price_date=price_date, discount=disc, vat_rate=rate, sequence=sequence)
-    offer.lines.append(line)
+        raise LineError(_("A VAT rate is a percentage between 0 and 100."), "vat_rate")
+    return {"description": description, "quantity": qty, "unit": (unit or "").strip(),
+            "unit_price": price, "price_date": price_date, "discount": disc, "vat_rate": rate}
+
+
+def update_line(offer: Offer, line: OfferLine, *, description: str | None = None,
+                quantity: Any = 1, unit: str | None = None, unit_price: Any = None,
+                discount: Any = 0, vat_rate: Any = None) -> OfferLine:
+    """Change a draft's line in place, checked as `add_line` checks a new one (its product
+    stays; an empty price or VAT rate takes the price list's and the product's again). A
+    price kept as it was keeps its price-list date; a price typed anew is the user's own, as
+    in `add_line`, and is neither warned about nor re-priced later. Totals are recomputed and
+    the offer's version moves on even when they stay the same (a description), so a form
+    opened on the older offer is refused rather than applied over this change."""
+    _require_editable(offer)
+    if line.offer_id != offer.id:
+        raise OfferError(_("That line belongs to another offer."))
+    product = db.session.get(Product, line.product_id) if line.product_id else None
+    values = _line_values(offer, product, description=description, quantity=quantity,
+                          unit=unit, unit_price=unit_price, discount=discount,
+                          vat_rate=vat_rate)
+    if values["price_date"] is None and line.price_date is not None \
+            and values["unit_price"] == Decimal(line.unit_price):
+        values["price_date"] = line.price_date  # the same price-list price, left as it was
+    for key, value in values.items():
+        setattr(line, key, value)
     recompute(offer)
+    offer.updated_at = utcnow()  # an UPDATE of the offer row, so its version moves on
     return line
 
 
@@ -446,6 +503,30 @@ def revise(offer: Offer, *, user: User | None = None) -> Offer:
               subject=_l("Revision %(revision)s of %(number)s", revision=new.revision,
                          number=new.number or ""))
     return new
+
+
+def delete_draft(offer: Offer, *, user: User | None = None) -> Offer | None:
+    """Delete a draft: its lines with it, and (the kernel's listeners, in the same flush) its
+    timeline, files and activities; the audit log keeps a copy. An offer that left draft is
+    a record of what the client received and is refused. The number sequence is left alone:
+    a draft has no number of its own (a revision shares its predecessor's). A draft revision
+    gives the current mark back to the revision it re-issued, which is returned (else None);
+    that revision's timeline says so. The caller commits."""
+    if offer.state != "draft":
+        raise OfferError(_("Only a draft can be deleted: this offer was sent and is kept as "
+                           "the record of what the client received."))
+    if not offer.is_current:
+        raise OfferError(_("Only the current revision of a draft can be deleted."))
+    previous = db.session.get(Offer, offer.previous_id) if offer.previous_id else None
+    if previous is not None and previous.number == offer.number:
+        previous.is_current = True
+        log_entry(MODEL, previous.id, "system", author=user,
+                  subject=_l("The draft of revision %(revision)s was deleted; this revision "
+                             "is current again", revision=offer.revision))
+    else:
+        previous = None
+    db.session.delete(offer)
+    return previous
 
 
 def revisions(offer: Offer) -> list[Offer]:

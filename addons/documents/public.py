@@ -7,7 +7,10 @@ Why it is built this way:
 - **Revocable**: revoking (or issuing a new link) draws a new nonce, so every earlier token no
   longer matches and answers "revoked" (no list of dead tokens to keep).
 - **Expiring**: `public_expires_at` lives on the offer (not in the token), so the salesperson
-  can see and change it; an expired link answers a clear page.
+  can see and change it; an expired link answers a clear page. A link made from the offer's
+  pages is valid for the days the salesperson picks (1 to `MAX_DAYS`, or to the configured
+  default if that is longer), `BIRGA_DOCUMENTS_PUBLIC_DAYS` (30) unless changed; the link
+  mailed with the offer is valid for the default.
 - **Used**: once the client accepted or declined, the link answers which, and cannot answer
   again; state changes go through `offers.change_state`, the one place the rules live.
 - **CSRF** on the accept/decline form: the page issues its own Flask-WTF token in the visitor's
@@ -19,6 +22,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +47,8 @@ from .views import bp
 MODEL = "documents.offer"
 SALT = "birga.documents.offer-public"
 DEFAULT_DAYS = 30
+#: The longest validity the salesperson may pick for a link (a year).
+MAX_DAYS = 365
 
 
 class LinkProblem(Exception):
@@ -67,6 +73,24 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def link_days() -> int:
     return int(current_app.config.get("BIRGA_DOCUMENTS_PUBLIC_DAYS", DEFAULT_DAYS))
+
+
+def max_link_days() -> int:
+    """The longest validity one may pick: a year, or the configured default if longer."""
+    return max(MAX_DAYS, link_days())
+
+
+def chosen_days(value: str | None) -> int:
+    """The days typed for a new link (blank: the default); `ValueError` with a translated
+    message for anything but a whole number from 1 to `max_link_days()`."""
+    text = (value or "").strip()
+    if not text:
+        return link_days()
+    longest = max_link_days()
+    if not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= longest:
+        raise ValueError(_("A link is valid for 1 to %(max)d days; enter a whole number of "
+                           "days in that range.", max=longest))
+    return int(text)
 
 
 def make_token(offer: Offer) -> str:
@@ -265,9 +289,14 @@ def public_link_issue(offer_id: int):
     if offer.state == "draft":
         flash(_("Send the offer before sharing a link to it."), "error")
     else:
-        issue_link(offer, user=current_user)
-        db.session.commit()
-        flash(_("A new public link was created; earlier links no longer work."), "success")
+        try:
+            days = chosen_days(request.form.get("days"))
+        except ValueError as exc:  # the link in use stays as it was
+            flash(str(exc), "error")
+        else:
+            issue_link(offer, user=current_user, days=days)
+            db.session.commit()
+            flash(_("A new public link was created; earlier links no longer work."), "success")
     return redirect(_safe_next(request.form.get("next")
                                or url_for("documents.offer_send", offer_id=offer.id)))
 

@@ -17,6 +17,13 @@ Why it works this way:
 - **Templates per language** live in `templates/documents/mail/<lang>/offer_mail.subject.txt`
   and `offer_mail.html` (instance folders can override them); they render in `core.mail`'s
   sandbox with plain data only.
+- **The salesperson's own message** (optional, typed on the send page) is handed to the
+  letter as `personal_message`, a list of paragraphs each a list of lines, so the sandbox
+  escapes every line and the template only adds `<p>` and `<br>`; the text part is made
+  from the HTML, so it reads the same. An overridden letter written before this existed
+  (no `personal_message` in it) gets the paragraphs after its first paragraph, the greeting:
+  a message typed by the salesperson is never dropped silently. The timeline keeps the
+  letter as sent, the message included.
 """
 from __future__ import annotations
 
@@ -54,6 +61,12 @@ from .views import bp
 MODEL = "documents.offer"
 SUBJECT = "documents/mail/%s/offer_mail.subject.txt"
 BODY = "documents/mail/%s/offer_mail.html"
+#: The longest personal message the send form takes (characters).
+MESSAGE_MAX = 5000
+#: The paragraphs of the personal message, as the shipped letters place them; put after the
+#: first paragraph of an overridden letter that does not place them itself.
+MESSAGE_BLOCK = ("{% for paragraph in personal_message %}<p>{% for line in paragraph %}"
+                 "{{ line }}{% if not loop.last %}<br>{% endif %}{% endfor %}</p>\n{% endfor %}")
 
 
 class SendError(Exception):
@@ -101,8 +114,31 @@ def _sources(pattern: str) -> dict[str, str]:
     return found
 
 
+def _body_sources() -> dict[str, str]:
+    """The letter's sources, each placing the personal message (see the module notes)."""
+    found = _sources(BODY)
+    for lang, source in found.items():
+        if "personal_message" not in source:
+            end = source.find("</p>")
+            at = end + len("</p>") if end >= 0 else 0
+            found[lang] = source[:at] + "\n" + MESSAGE_BLOCK + source[at:]
+    return found
+
+
+def message_paragraphs(text: str | None) -> list[list[str]]:
+    """A typed message as paragraphs (split at blank lines) of lines, blank ones dropped."""
+    lines = (text or "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    paragraphs: list[list[str]] = [[]]
+    for line in (line.rstrip() for line in lines):
+        if line.strip():
+            paragraphs[-1].append(line)
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    return [p for p in paragraphs if p]
+
+
 def mail_context(offer: Offer, partner: Any, sender: User | None,
-                 link: str | None) -> dict[str, Any]:
+                 link: str | None, message: str | None = None) -> dict[str, Any]:
     """Plain data for the sandboxed templates (never ORM objects)."""
     from .offers import display_number
 
@@ -116,6 +152,7 @@ def mail_context(offer: Offer, partner: Any, sender: User | None,
         "valid_until": offer.valid_until,
         "sender_name": sender.display_name if sender is not None else "",
         "public_url": link or "",
+        "personal_message": message_paragraphs(message),
     }
 
 
@@ -160,9 +197,11 @@ def freeze_pdf(offer: Offer, *, user: User | None = None) -> StoredFile:
     return stored
 
 
-def send_offer(offer: Offer, *, to: str | None = None, user: User | None = None) -> EmailMessage:
-    """Send the offer to `to` (the client's e-mail by default) and commit; `SendError` or
-    `MailError` leave nothing changed."""
+def send_offer(offer: Offer, *, to: str | None = None, user: User | None = None,
+               message: str | None = None) -> EmailMessage:
+    """Send the offer to `to` (the client's e-mail by default), with the salesperson's own
+    `message` in the letter when given, and commit; `SendError` or `MailError` leave nothing
+    changed."""
     from addons.contacts.models import Partner
 
     from . import offers as service
@@ -172,6 +211,9 @@ def send_offer(offer: Offer, *, to: str | None = None, user: User | None = None)
     recipient = (to or (partner.email if partner else "") or "").strip()
     if not recipient:
         raise SendError(_("The client has no e-mail address; enter one."))
+    if len((message or "").replace("\r\n", "\n").strip()) > MESSAGE_MAX:
+        raise SendError(_("The message is too long: at most %(max)d characters.",
+                          max=MESSAGE_MAX))
     if offer.state not in ("draft", "sent") or not offer.is_current:
         raise SendError(_("Only a draft or a sent offer can be sent."))
     try:
@@ -184,16 +226,16 @@ def send_offer(offer: Offer, *, to: str | None = None, user: User | None = None)
         pdf = stored.path.read_bytes()
         link = issue_link(offer, user=user)
         language = mail_language(offer)
-        message = send_mail(recipient, _sources(SUBJECT), _sources(BODY),
-                            mail_context(offer, partner, user, link), language=language,
-                            attachments=[Attachment(stored.filename, pdf, "application/pdf")],
-                            reply_to=reply_address((MODEL, offer.id)))
-        _log_mail(offer, message, recipient, user)
+        mail = send_mail(recipient, _sources(SUBJECT), _body_sources(),
+                         mail_context(offer, partner, user, link, message), language=language,
+                         attachments=[Attachment(stored.filename, pdf, "application/pdf")],
+                         reply_to=reply_address((MODEL, offer.id)))
+        _log_mail(offer, mail, recipient, user)
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
-    return message
+    return mail
 
 
 # -- web ----------------------------------------------------------------------------------
@@ -223,11 +265,12 @@ def render_public_panel(offer: Offer | None = None, **_ctx: Any) -> Markup:
     if offer is None or offer.state == "draft" or not current_user.is_authenticated \
             or not current_user.has_permission("documents.write"):
         return Markup("")
-    from .public import current_link
+    from .public import current_link, link_days, max_link_days
 
     return Markup(render_template(  # noqa: S704 - an autoescaped template we render
         "documents/public_link_panel.html", offer=offer, link=current_link(offer),
-        next_url=request.full_path.rstrip("?")))
+        next_url=request.full_path.rstrip("?"), link_days=link_days(),
+        max_link_days=max_link_days()))
 
 
 @bp.route("/offers/<int:offer_id>/send", methods=["GET", "POST"])
@@ -235,15 +278,16 @@ def render_public_panel(offer: Offer | None = None, **_ctx: Any) -> Markup:
 def offer_send(offer_id: int):
     from addons.contacts.models import Partner
 
-    from .public import current_link
+    from .public import current_link, link_days, max_link_days
 
     offer = get_or_404(Offer, offer_id)
     partner = db.session.get(Partner, offer.partner_id)
     recipient = (request.form.get("to") or "").strip() if request.method == "POST" \
         else (partner.email or "")
+    message = (request.form.get("message") or "") if request.method == "POST" else ""
     if request.method == "POST":
         try:
-            send_offer(offer, to=recipient, user=current_user)
+            send_offer(offer, to=recipient, user=current_user, message=message)
         except (SendError, MailError) as exc:
             flash(_("The offer was not sent: %(reason)s", reason=str(exc)), "error")
         except OSError:
@@ -253,7 +297,9 @@ def offer_send(offer_id: int):
             flash(_("The offer was sent to %(address)s.", address=recipient), "success")
             return redirect(url_for("documents.offer_send", offer_id=offer.id))
     return render_template("documents/offer_mail_send.html", offer=offer, partner=partner,
-                           recipient=recipient, link=current_link(offer),
+                           recipient=recipient, message=message, message_max=MESSAGE_MAX,
+                           link=current_link(offer), link_days=link_days(),
+                           max_link_days=max_link_days(),
                            language=LANGUAGES.get(mail_language(offer), offer.lang),
                            offer_url=_offer_url(offer))
 

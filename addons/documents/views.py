@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -47,6 +48,7 @@ from .forms import (
     LANGUAGES,
     VAT_CATEGORY_LABELS,
     ImportForm,
+    LineEditForm,
     LineForm,
     OfferForm,
     PriceForm,
@@ -460,8 +462,10 @@ def offer_edit(offer_id: int):
     return _offer_form(form, offer, client)
 
 
-def _line_form(offer: Offer) -> LineForm:
-    form = LineForm()
+def _line_form(offer: Offer, *, posted: bool = True) -> LineForm:
+    """The add-line form; `posted=False` for the page, which never shows another form's post
+    in it (an edited row's values share its field names)."""
+    form = LineForm() if posted else LineForm(formdata=None)
     products = db.session.scalars(select(Product).where(Product.active.is_(True))
                                   .order_by(Product.sku).limit(1000))
     form.product_id.choices = [("", _("Free text"))] + [
@@ -473,20 +477,28 @@ def _line_form(offer: Offer) -> LineForm:
 @bp.route("/offers/<int:offer_id>")
 @permission_required("documents.read")
 def offer(offer_id: int):
-    offer = get_or_404(Offer, offer_id)
+    return _offer_page(get_or_404(Offer, offer_id))
+
+
+def _offer_page(offer: Offer, *, line_edit: LineEditForm | None = None,
+                editing: int | None = None) -> str:
+    """The offer page; with `editing` (a line id) and its form, that line's row is a form."""
     partner = db.session.get(Partner, offer.partner_id)
     warnings = svc.outdated_prices(offer)
     issues = svc.stock_issues(offer)
     history = [o for o in svc.revisions(offer) if o.id == offer.id
                or db.session.scalar(visible(Offer).where(Offer.id == o.id)) is not None]
+    can_write = current_user.has_permission("documents.write")
     return render_template(
         "documents/offer.html", offer=offer, partner=partner, totals=svc.totals_of(offer),
         warnings=warnings, issues=issues, flagged=svc.flagged_line_ids(offer),
         next_states=svc.allowed_states(offer), state_label=svc.state_label,
-        editable=svc.editable(offer), line_form=_line_form(offer) if svc.editable(offer)
-        else None, revisions=history, number=svc.display_number,
-        can_write=current_user.has_permission("documents.write"),
+        editable=svc.editable(offer),
+        line_form=_line_form(offer, posted=False) if svc.editable(offer) else None,
+        revisions=history, number=svc.display_number, can_write=can_write,
+        can_delete=can_write and svc.editable(offer),
         can_revise=offer.is_current and offer.state in ("sent", "declined"),
+        editing=editing if line_edit is not None else None, line_edit=line_edit,
         model=svc.MODEL, languages=dict(LANGUAGES), unit_label=svc.unit_label)
 
 
@@ -551,6 +563,64 @@ def offer_line_delete(offer_id: int, line_id: int):
     return _to_offer(offer_id)
 
 
+def _plain_number(value: Any) -> str:
+    """A stored amount as the edit form shows it: `3` for 3.000, `19.99` for 19.9900."""
+    return "" if value is None else format(Decimal(value).normalize(), "f")
+
+
+@bp.route("/offers/<int:offer_id>/lines/<int:line_id>/edit", methods=["GET", "POST"])
+@permission_required("documents.write")
+def offer_line_edit(offer_id: int, line_id: int):
+    """A draft's line edited in place: the offer page with that row as a form. A refused
+    value shows the page again with what the user typed and the reason under the field; a
+    stale form (the offer changed since the page was opened) is not applied, and shows the
+    typed values again on the current offer, to be saved again after a look."""
+    offer = get_or_404(Offer, offer_id)
+    line = db.session.get(OfferLine, line_id)
+    if line is None or line.offer_id != offer.id:
+        flash(_("That line is no longer on this offer; someone removed it meanwhile."),
+              "error")
+        return _to_offer(offer.id)
+    if not svc.editable(offer):
+        flash(_("Only a draft can be changed; re-issue the offer as a new revision."), "error")
+        return _to_offer(offer.id)
+    if request.method == "GET":
+        form = LineEditForm(formdata=None, description=line.description,
+                            quantity=_plain_number(line.quantity), unit=line.unit,
+                            unit_price=_plain_number(line.unit_price),
+                            discount=_plain_number(line.discount),
+                            vat_rate=_plain_number(line.vat_rate))
+        form.version.data = offer.version
+        return _offer_page(offer, line_edit=form, editing=line.id)
+    form = LineEditForm()
+    if form.validate_on_submit() and _version_ok(offer):
+        try:
+            svc.update_line(offer, line, description=form.description.data,
+                            quantity=form.quantity.data, unit=form.unit.data,
+                            unit_price=form.unit_price.data, discount=form.discount.data,
+                            vat_rate=form.vat_rate.data)
+        except svc.LineError as exc:
+            db.session.rollback()
+            getattr(form, exc.field).errors.append(str(exc))
+        except RateNotFound as exc:  # an empty VAT rate, and none recorded for the date
+            db.session.rollback()
+            form.vat_rate.errors.append(str(exc))
+        except svc.OfferError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            if _commit_or_conflict():
+                flash(_("Line saved."), "success")
+                return redirect(url_for(".offer", offer_id=offer.id, _anchor=f"line-{line.id}"))
+        offer = get_or_404(Offer, offer_id)  # as it is now, after a rollback
+    if not svc.editable(offer) or db.session.get(OfferLine, line_id) is None:
+        return _to_offer(offer_id)  # sent or the line removed meanwhile: nothing to edit
+    if any(field.errors for field in form):
+        flash(_("The line was not saved: correct the values shown in its row."), "error")
+    form.version.data = offer.version  # typed values kept; the next save applies them
+    return _offer_page(offer, line_edit=form, editing=line_id)
+
+
 @bp.route("/offers/<int:offer_id>/lines/<int:line_id>/price", methods=["POST"])
 @permission_required("documents.write")
 def offer_line_price(offer_id: int, line_id: int):
@@ -572,6 +642,40 @@ def offer_state(offer_id: int, state: str):
     if done:
         flash(_("Offer is now: %(state)s", state=svc.state_label(state)), "success")
     return _to_offer(offer_id)
+
+
+@bp.route("/offers/<int:offer_id>/delete", methods=["POST"])
+@permission_required("documents.write")
+def offer_delete(offer_id: int):
+    """Delete a draft. The offer page's button posts here and gets a confirmation page (so it
+    works without JavaScript); that page posts `confirmed=yes`. Offers that left draft are
+    refused with the reason (`offers.delete_draft`)."""
+    offer = get_or_404(Offer, offer_id)
+    if not svc.editable(offer):  # refused with its reason, whatever the form's version
+        try:
+            svc.delete_draft(offer)
+        except svc.OfferError as exc:
+            flash(str(exc), "error")
+        return _to_offer(offer_id)
+    if request.form.get("confirmed") != "yes":
+        if not _version_ok(offer):
+            return _to_offer(offer_id)
+        from core.storage import attachments_for
+
+        return render_template("documents/offer_delete.html", offer=offer,
+                               partner=db.session.get(Partner, offer.partner_id),
+                               number=svc.display_number,
+                               files=len(attachments_for(svc.MODEL, offer.id)))
+    label = svc.display_number(offer)
+    done, current = _act_on_offer(offer_id,
+                                  lambda offer: svc.delete_draft(offer, user=current_user))
+    if not done:
+        return _to_offer(offer_id) if db.session.get(Offer, offer_id) is not None \
+            else redirect(url_for(".offers"))
+    flash(_("%(offer)s was deleted.", offer=label), "success")
+    if current is not None:
+        return _to_offer(current.id)
+    return redirect(url_for(".offers"))
 
 
 @bp.route("/offers/<int:offer_id>/revise", methods=["POST"])

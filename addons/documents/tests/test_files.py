@@ -218,3 +218,79 @@ def test_the_contact_card_links_to_the_clients_folder(client, login, people):
     card = client.get(f"/contacts/{ozols.id}").get_data(as_text=True)
     assert f"/documents/files/client/{ozols.id}" in card
     assert "2 files in the client" in card
+
+
+# -- deleting from the file manager (the kernel's route) -----------------------------------------
+def delete_form(page: str, attachment_id: int) -> re.Match | None:
+    return re.search(rf'<form method="post" action="/attachments/{attachment_id}/delete"'
+                     rf'[^>]*>.*?name="next" value="([^"]*)".*?</form>', page, re.S)
+
+
+def test_the_uploader_deletes_a_file_from_the_folder_and_comes_back_to_it(client, login,
+                                                                          people):
+    alice, _bob, ozols, _other = people
+    login(client, alice)
+    upload(client, ozols.id, "old-price-list.pdf", PDF)
+    [row] = rows()
+    folder = f"/documents/files/client/{ozols.id}"
+    form = delete_form(client.get(folder).get_data(as_text=True), row.id)
+    assert form is not None and form.group(1) == folder
+    response = client.post(f"/attachments/{row.id}/delete",
+                           data={"csrf_token": csrf_token(client, folder),
+                                 "next": form.group(1)})
+    assert response.status_code == 302 and response.headers["Location"].endswith(folder)
+    assert rows() == []
+    page = client.get(folder).get_data(as_text=True)
+    assert "Attachment deleted." in page and "old-price-list.pdf" not in page
+
+
+def test_search_results_offer_delete_too_and_return_to_the_search(client, login, people):
+    alice, _bob, ozols, _other = people
+    login(client, alice)
+    upload(client, ozols.id, "Offer-scan.png", PNG)
+    [row] = rows()
+    form = delete_form(client.get("/documents/files?q=scan").get_data(as_text=True), row.id)
+    assert form is not None and form.group(1) == "/documents/files?q=scan"
+
+
+def test_no_delete_button_for_a_file_someone_else_uploaded_unless_administrator(
+        app, client, login, make_user, people):
+    alice, _bob, ozols, _other = people
+    admin = make_user("root", is_admin=True)
+    boss = app.test_client()
+    login(boss, admin)
+    upload(boss, ozols.id, "contract-signed.pdf", PDF)
+    [row] = rows()
+    folder = f"/documents/files/client/{ozols.id}"
+    assert delete_form(boss.get(folder).get_data(as_text=True), row.id) is not None
+    login(client, alice)
+    page = client.get(folder).get_data(as_text=True)
+    assert "contract-signed.pdf" in page and delete_form(page, row.id) is None
+    # The kernel's route agrees: she may read the file, not delete it.
+    response = client.post(f"/attachments/{row.id}/delete",
+                           data={"csrf_token": csrf_token(client, folder)})
+    assert response.status_code == 403 and len(rows()) == 1
+
+
+def test_an_offers_pdf_as_sent_is_never_offered_for_deletion(app, client, login, make_user,
+                                                             people):
+    from core.api import save_attachment
+
+    alice, _bob, ozols, _other = people
+    offer = offers.create_offer(ozols, user=alice, currency="EUR", seller_country="LV")
+    offers.add_line(offer, description="Sula", unit_price="2", vat_rate="21")
+    offers.change_state(offer, "sent", user=alice)
+    sent = save_attachment("documents.offer", offer.id, io.BytesIO(PDF), "offer.pdf",
+                           user=alice)
+    extra = save_attachment("documents.offer", offer.id, io.BytesIO(PDF), "annex.pdf",
+                            user=alice)
+    db.session.flush()
+    offer.sent_attachment_id = sent.id
+    db.session.commit()
+    folder = f"/documents/files/client/{ozols.id}"
+    for user in (alice, make_user("root", is_admin=True)):
+        viewer = app.test_client()
+        login(viewer, user)
+        page = viewer.get(folder).get_data(as_text=True)
+        assert "offer.pdf" in page and delete_form(page, sent.id) is None
+        assert delete_form(page, extra.id) is not None

@@ -283,3 +283,78 @@ def test_offer_history_reads_in_the_readers_language_whoever_wrote_it(app, selle
     assert "Piedāvājums izveidots" in html and "Statuss: Melnraksts → Nosūtīts" in html
     assert re.search(r"Izsniegta publiskā saite, derīga līdz \d{4}\. gada \d+\. ", html)
     assert "Предложение" not in html and "Статус" not in html
+
+
+# -- how long a new link stays valid -----------------------------------------------------------
+def issue(client, offer: Offer, days: str | None = None):
+    token = csrf_token(client, f"/documents/offers/{offer.id}")
+    data = {"csrf_token": token, "next": f"/documents/offers/{offer.id}"}
+    if days is not None:
+        data["days"] = days
+    return client.post(f"/documents/offers/{offer.id}/public-link", data=data,
+                       follow_redirects=True)
+
+
+def valid_for(offer: Offer) -> timedelta:
+    expires = public._aware(reload(offer).public_expires_at)
+    return expires - utcnow()
+
+
+def test_the_salesperson_picks_how_many_days_a_new_link_is_valid(app, seller, login):
+    offer = sent_offer(seller)
+    client = app.test_client()
+    login(client, seller)
+    for path in (f"/documents/offers/{offer.id}", f"/documents/offers/{offer.id}/send"):
+        page = client.get(path).get_data(as_text=True)
+        field = re.search(r'<input type="number" name="days"[^>]*>', page).group(0)
+        assert 'value="30"' in field and 'min="1"' in field and 'max="365"' in field
+    response = issue(client, offer, "7")
+    assert "A new public link was created" in response.get_data(as_text=True)
+    assert timedelta(days=7) - timedelta(minutes=5) < valid_for(offer) <= timedelta(days=7)
+    issued = [s for s in timeline(offer) if s and s.startswith("Public link issued")]
+    assert len(issued) == 1
+    assert visitor_opens(app, offer)
+    issue(client, offer, "")  # left empty: the default, as before
+    assert timedelta(days=29, hours=23) < valid_for(offer) <= timedelta(days=30)
+    issue(client, offer, "365")
+    assert timedelta(days=364, hours=23) < valid_for(offer) <= timedelta(days=365)
+
+
+def visitor_opens(app, offer: Offer) -> bool:
+    with app.test_request_context():
+        path = urlsplit(public.public_url(reload(offer))).path
+    return app.test_client().get(path).status_code == 200
+
+
+@pytest.mark.parametrize("days", ["0", "366", "-5", "2.5", "a week", "²", "9" * 30])
+def test_a_validity_out_of_bounds_is_refused_in_the_users_language_and_the_link_stays(
+        app, seller, login, days):
+    seller.locale = "lv"
+    db.session.commit()
+    offer = sent_offer(seller)
+    path = link_for(app, offer)
+    before = (reload(offer).public_nonce, reload(offer).public_expires_at)
+    client = app.test_client()
+    login(client, seller)
+    page = issue(client, offer, days).get_data(as_text=True)
+    with app.test_request_context(), force_locale("lv"):
+        reason = gettext("A link is valid for 1 to %(max)d days; enter a whole number of days "
+                         "in that range.", max=365)
+    assert "365" in reason and not reason.startswith("A link")  # translated
+    assert reason in page
+    assert (reload(offer).public_nonce, reload(offer).public_expires_at) == before
+    assert app.test_client().get(path).status_code == 200  # the link in use still works
+
+
+def test_a_configured_default_longer_than_a_year_can_still_be_picked(make_app, make_user, login):
+    app = make_app(["documents"], BIRGA_DOCUMENTS_PUBLIC_DAYS=400)
+    with app.app_context():
+        user = make_user("anna")
+        assign_roles(user, "salesperson")
+        offer = sent_offer(user)
+        client = app.test_client()
+        login(client, user)
+        page = client.get(f"/documents/offers/{offer.id}").get_data(as_text=True)
+        assert 'value="400"' in page and 'max="400"' in page
+        issue(client, offer, "400")
+        assert timedelta(days=399, hours=23) < valid_for(offer) <= timedelta(days=400)

@@ -50,10 +50,12 @@ def seller(mail_app, make_user):
     return user
 
 
-def send(client, offer_id: int, to: str = "birojs@ozols.lv"):
+def send(client, offer_id: int, to: str = "birojs@ozols.lv", message: str | None = None):
     token = csrf_token(client, f"/documents/offers/{offer_id}/send")
-    return client.post(f"/documents/offers/{offer_id}/send",
-                       data={"csrf_token": token, "to": to})
+    data = {"csrf_token": token, "to": to}
+    if message is not None:
+        data["message"] = message
+    return client.post(f"/documents/offers/{offer_id}/send", data=data)
 
 
 def pdf_of(message: EmailMessage) -> tuple[str, bytes]:
@@ -241,3 +243,92 @@ def test_an_offer_whose_template_cannot_render_is_not_sent_and_the_page_says_why
     offer = db.session.get(Offer, offer.id)
     assert (offer.state, offer.number, offer.sent_attachment_id) == ("draft", None, None)
     assert smtp_inbox.messages == []
+
+
+# -- the salesperson's own message --------------------------------------------------------------
+MESSAGE = ("As agreed on the phone:\r\ndelivery <b>next week</b> & installation.\r\n\r\n"
+           "  \r\nAnna")
+
+
+def test_the_salespersons_message_is_in_the_letter_escaped_and_on_the_timeline(
+        mail_app, seller, smtp_inbox, login):
+    offer = make_offer(seller)
+    client = mail_app.test_client()
+    login(client, seller)
+    page = client.get(f"/documents/offers/{offer.id}/send").get_data(as_text=True)
+    assert '<textarea name="message"' in page
+    assert send(client, offer.id, message=MESSAGE).status_code == 302
+    [message] = smtp_inbox.wait_for(1)
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert ("<p>As agreed on the phone:<br>delivery &lt;b&gt;next week&lt;/b&gt; &amp; "
+            "installation.</p>") in html
+    assert "<p>Anna</p>" in html and "<b>" not in html
+    # After the greeting, before the letter's own text.
+    assert html.index("Labdien, Ozols SIA!") < html.index("As agreed") \
+        < html.index("Paldies par jūsu interesi")
+    text = message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    assert "As agreed on the phone:\ndelivery <b>next week</b> & installation.\n\nAnna\n" in text
+    [entry] = db.session.scalars(select(TimelineEntry).where(
+        TimelineEntry.model == "documents.offer", TimelineEntry.record_id == offer.id,
+        TimelineEntry.kind == "email")).all()
+    assert "delivery &lt;b&gt;next week&lt;/b&gt; &amp; installation." in entry.body
+    assert "<b>" not in entry.body
+    shown = client.get(f"/documents/offers/{offer.id}").get_data(as_text=True)
+    assert "delivery &lt;b&gt;next week&lt;/b&gt;" in shown  # on the offer's timeline
+
+
+def test_without_a_message_the_letter_has_no_empty_paragraph(mail_app, seller, smtp_inbox,
+                                                              login):
+    offer = make_offer(seller)
+    client = mail_app.test_client()
+    login(client, seller)
+    send(client, offer.id, message="  \r\n ")
+    [message] = smtp_inbox.wait_for(1)
+    html = message.get_body(preferencelist=("html",)).get_content().replace("\r\n", "\n")
+    assert "<p></p>" not in html
+    assert "<p>Labdien, Ozols SIA!</p>\n<p>Paldies par jūsu interesi." in html
+
+
+def test_a_too_long_message_is_refused_and_kept_in_the_form(mail_app, make_user, smtp_inbox,
+                                                            login):
+    from flask_babel import force_locale, gettext
+
+    from addons.documents.sending import MESSAGE_MAX
+
+    user = make_user("inese", name="Inese", locale="lv")
+    assign_roles(user, "salesperson")
+    offer = make_offer(user)
+    client = mail_app.test_client()
+    login(client, user)
+    typed = "Sveiki! " + "x" * MESSAGE_MAX
+    response = send(client, offer.id, message=typed)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    with mail_app.test_request_context(), force_locale("lv"):
+        reason = gettext("The message is too long: at most %(max)d characters.",
+                         max=MESSAGE_MAX)
+    assert "5000" in reason and not reason.startswith("The message")
+    assert reason in page
+    assert f">{typed}</textarea>" in page  # nothing typed is lost
+    assert smtp_inbox.messages == []
+    db.session.expire_all()
+    assert db.session.get(Offer, offer.id).state == "draft"
+
+
+def test_an_overridden_letter_that_does_not_place_the_message_still_carries_it(
+        mail_app, seller, smtp_inbox, login):
+    from pathlib import Path
+
+    folder = Path(mail_app.instance_path) / "templates" / "documents" / "mail" / "lv"
+    folder.mkdir(parents=True)
+    (folder / "offer_mail.html").write_text(
+        "<p>Sveiki, {{ client_name }}!</p><p>Mūsu piedāvājums {{ number }}.</p>",
+        encoding="utf-8")
+    offer = make_offer(seller)
+    client = mail_app.test_client()
+    login(client, seller)
+    send(client, offer.id, message="Kā runājām.")
+    [message] = smtp_inbox.wait_for(1)
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert html.index("Sveiki, Ozols SIA!") < html.index("<p>Kā runājām.</p>") \
+        < html.index("Mūsu piedāvājums")
