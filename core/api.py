@@ -46,7 +46,7 @@ from .refdata import (
     vat_rate,
 )
 from .sequences import NumberSequence, UnknownSequence, define_sequence, next_number
-from .signals import mail_sent
+from .signals import attachment_removing, mail_sent
 
 API_VERSION = "1.4"
 
@@ -68,7 +68,8 @@ __all__ += [
 ]
 # Background jobs and outgoing e-mail (core.jobs, core.mail).
 __all__ += [
-    "Attachment", "MailError", "crontab", "current_job", "mail_sent", "once", "periodic_task",
+    "Attachment", "MailError", "attachment_removing", "crontab", "current_job", "mail_sent", "once",
+    "periodic_task",
     "queue_mail", "send_mail", "task",
 ]
 # Access by position: roles, teams, record rules and the query gateway (core.security).

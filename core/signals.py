@@ -16,3 +16,9 @@ _signals = Namespace()
 #: (`(model, id)` of the record the mail belongs to, or None). The timeline listens to put
 #: every sent mail on the record's history.
 mail_sent = _signals.signal("birga.mail-sent")
+
+#: Sent before a file attached to a record is deleted, with `attachment` (the
+#: `core.storage.Attachment` row). A receiver that must keep the file (an offer's PDF as sent
+#: to the client) raises `core.api.AttachmentRefused` with a translated message saying why;
+#: the file stays and the person reads the message.
+attachment_removing = _signals.signal("birga.attachment-removing")

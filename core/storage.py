@@ -66,6 +66,7 @@ from .extensions import db
 from .models import User, utcnow
 from .records import can_annotate, can_read, record_name, record_ref
 from .registry import Registry
+from .signals import attachment_removing
 
 __all__ = ["Attachment", "AttachmentRefused", "attachments_for", "save_attachment", "sniff"]
 
@@ -406,6 +407,11 @@ def remove(attachment_id: int):
 
     target = _safe_next(request.form.get("next") or url_for(
         "timeline.show", model=row.model, record_id=row.record_id))
+    try:
+        attachment_removing.send(current_app._get_current_object(), attachment=row)
+    except AttachmentRefused as refused:
+        flash(str(refused), "error")
+        return redirect(target)
     db.session.delete(row)
     db.session.commit()
     flash(_("Attachment deleted."), "success")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from core.api import _l, register_record_rule
+from core.api import _l, addon_enabled, register_record_rule
 from core.loader import AddonContext
 
 
@@ -17,7 +17,7 @@ def init_app(app: Flask, addon: AddonContext) -> None:
     register_record_rule(Offer, owner_attr="owner_id", title=_l("Offers"), app=app)
     from .merging import connect_signals
 
-    connect_signals()  # merged contacts keep their offers
+    connect_signals()  # merged contacts keep their offers; sent PDFs are kept
 
     # Products and offers: menus, the contact card panel and, only when the pipeline addon is
     # enabled, the deal page panel (hooks without a hard dependency: see `offers`).
@@ -35,6 +35,6 @@ def init_app(app: Flask, addon: AddonContext) -> None:
     from . import dashboard
 
     addon.hook("core.dashboard", dashboard.render_dashboard, sequence=40)
-    if "pipeline" in app.extensions["birga"].addons_by_name:
+    if addon_enabled("pipeline", app):
         addon.hook("pipeline.deal.main", views.render_deal_offers, sequence=20)
         addon.hook("pipeline.deal.main", template_views.render_deal_print, sequence=25)

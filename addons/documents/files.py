@@ -17,12 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 
 from addons.contacts.models import Partner
-from core.api import db, save_attachment, scoped
+from core.api import addon_enabled, db, save_attachment, scoped
 from core.models import User
 from core.storage import Attachment
 
@@ -50,7 +49,7 @@ class FolderRecord:
 
 
 def pipeline_enabled() -> bool:
-    return "pipeline" in current_app.extensions["birga"].addons_by_name
+    return addon_enabled("pipeline")
 
 
 def _deal_model() -> Any:

@@ -37,6 +37,7 @@ from sqlalchemy import select
 from core.api import (
     RateNotFound,
     User,
+    addon_enabled,
     company_currency,
     db,
     define_sequence,
@@ -129,7 +130,7 @@ def unit_label(unit: str | None) -> str:
 
 
 def pipeline_enabled() -> bool:
-    return "pipeline" in current_app.extensions["birga"].addons_by_name
+    return addon_enabled("pipeline")
 
 
 def display_number(offer: Offer) -> str:
@@ -551,6 +552,10 @@ def feed_deal(offer: Offer, *, user: User | None = None) -> bool:
 
     deal = db.session.get(Deal, offer.deal_id)
     if deal is None or deal.lost_at is not None:
+        return False
+    if not offer.amount_untaxed and not deal.amount:
+        # A free offer says nothing of what the deal is worth, and Won needs an amount: the
+        # salesperson wins it with one (the board asks), the client's answer is kept.
         return False
     won = db.session.scalar(select(Stage).where(Stage.pipeline_id == deal.pipeline_id,
                                                 Stage.kind == "won")

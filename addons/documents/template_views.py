@@ -38,7 +38,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from addons.contacts.models import Partner
-from core.api import db, get_or_404, permission_required, visible
+from core.api import addon_enabled, db, get_or_404, permission_required, visible
 from core.i18n import LANGUAGES
 
 from . import default_templates
@@ -102,8 +102,7 @@ def versions_of(template: DocumentTemplate) -> list[TemplateVersion]:
 
 
 def pipeline_enabled() -> bool:
-    from flask import current_app
-    return "pipeline" in current_app.extensions["birga"].addons_by_name
+    return addon_enabled("pipeline")
 
 
 def _deal_model() -> Any:

@@ -54,6 +54,16 @@ def test_accepting_an_offer_wins_the_deal_with_its_amount(both):
     assert any("→" in subject for subject in moves)
 
 
+def test_accepting_a_free_offer_leaves_a_deal_without_amount_open(both):
+    deal, offer = deal_and_offer(lines=(("Free audit", "0", "21"),))
+    deal.amount = D("0")  # Won needs an amount: a free offer cannot give it one
+    db.session.commit()
+    svc.change_state(offer, "accepted")
+    db.session.commit()
+    db.session.expire_all()
+    assert offer.state == "accepted" and deal.stage.kind == "open" and deal.won_at is None
+
+
 def test_declining_leaves_the_deal_open(both):
     deal, offer = deal_and_offer()
     svc.change_state(offer, "declined")

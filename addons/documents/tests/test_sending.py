@@ -109,6 +109,28 @@ def test_the_stored_pdf_is_the_mailed_pdf_byte_for_byte(mail_app, seller, smtp_i
     assert shown.data == mailed
 
 
+def test_the_pdf_as_sent_cannot_be_deleted_even_by_its_uploader(mail_app, seller, smtp_inbox,
+                                                                 login):
+    from core.testing import csrf_token
+
+    offer = make_offer(seller)
+    client = mail_app.test_client()
+    login(client, seller)
+    send(client, offer.id)
+    smtp_inbox.wait_for(1)
+    db.session.expire_all()
+    sent_id = db.session.get(Offer, offer.id).sent_attachment_id
+    assert db.session.get(Attachment, sent_id).uploaded_by_id == seller.id
+    response = client.post(f"/attachments/{sent_id}/delete", data={
+        "csrf_token": csrf_token(client, f"/documents/offers/{offer.id}")},
+        follow_redirects=True)
+    assert "This PDF is the offer as it was sent to the client, so it is kept." in \
+        response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Attachment, sent_id) is not None
+    assert client.get(f"/documents/offers/{offer.id}/sent.pdf").status_code == 200
+
+
 def test_the_sent_mail_is_on_the_offers_timeline(mail_app, seller, smtp_inbox, login):
     offer = make_offer(seller)
     client = mail_app.test_client()
