@@ -296,6 +296,17 @@ def grant(user: Any, *permissions: str) -> None:
     db.session.commit()
 
 
+def birga_command(app: Flask, *args: str) -> Any:
+    """Run `birga ARGS...` (the real Click command line) against `app`; returns Click's
+    result (`exit_code`, `output`)."""
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo
+
+    from .cli import main
+
+    return CliRunner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
+
+
 def csrf_token(client: FlaskClient, path: str = "/login") -> str:
     """The CSRF token a page hands out (tests keep CSRF on, as production does)."""
     html = client.get(path).get_data(as_text=True)

@@ -11,6 +11,7 @@ from core import PROJECT_ROOT, migrate
 from core.cli import main
 from core.extensions import db
 from core.manage import enable_addon
+from core.testing import birga_command
 
 from .conftest import FIXTURE_ADDONS
 
@@ -84,13 +85,13 @@ def test_birga_init_creates_schema_state_and_admin(make_app, monkeypatch):
         db.drop_all()
     monkeypatch.setenv("BIRGA_ADMIN_LOGIN", "Boss")
     monkeypatch.setenv("BIRGA_ADMIN_PASSWORD", "s3cret-pass")
-    result = CliRunner().invoke(main, ["init"], obj=ScriptInfo(create_app=lambda: app))
+    result = birga_command(app, "init")
     assert result.exit_code == 0, result.output
     assert "login:    boss" in result.output and "s3cret-pass" not in result.output
     with app.app_context():
         admin = db.session.scalar(db.select(User))
         assert admin.login == "boss" and admin.is_admin and admin.check_password("s3cret-pass")
-    again = CliRunner().invoke(main, ["init"], obj=ScriptInfo(create_app=lambda: app))
+    again = birga_command(app, "init")
     assert again.exit_code == 0 and "Administrator created" not in again.output
 
 
@@ -162,7 +163,7 @@ def test_birga_init_and_upgrade_run_each_addons_seed_once(fx_app):
     with app.app_context():
         db.drop_all()
     for command in (["init"], ["init"], ["db", "upgrade"]):
-        result = CliRunner().invoke(main, command, obj=ScriptInfo(create_app=lambda: app))
+        result = birga_command(app, *command)
         assert result.exit_code == 0, result.output
     assert _things(app) == ["Default thing"]  # idempotent: seeded once
 

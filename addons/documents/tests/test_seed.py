@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
-from flask.cli import ScriptInfo
 from sqlalchemy import select
 
 from addons.documents.default_templates import DEFAULTS
 from addons.documents.models import DocumentTemplate
 from core.api import db
-from core.cli import main
+from core.testing import birga_command
 
 pytestmark = pytest.mark.addons("contacts", "documents")
 
@@ -19,7 +17,7 @@ def test_birga_init_seeds_every_shipped_template_once(make_app):
     with app.app_context():
         db.drop_all()
     for _ in range(2):
-        result = CliRunner().invoke(main, ["init"], obj=ScriptInfo(create_app=lambda: app))
+        result = birga_command(app, "init")
         assert result.exit_code == 0, result.output
     with app.app_context():
         codes = list(db.session.scalars(select(DocumentTemplate.code)))

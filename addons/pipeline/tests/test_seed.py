@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
-from flask.cli import ScriptInfo
 from sqlalchemy import func, select
 
 from addons.pipeline.models import LostReason, Pipeline, Stage
 from core.api import db
-from core.cli import main
+from core.testing import birga_command
 
 pytestmark = pytest.mark.addons("contacts", "pipeline")
 
@@ -18,7 +16,7 @@ def test_birga_init_seeds_the_default_funnel_once(make_app):
     with app.app_context():
         db.drop_all()
     for _ in range(2):
-        result = CliRunner().invoke(main, ["init"], obj=ScriptInfo(create_app=lambda: app))
+        result = birga_command(app, "init")
         assert result.exit_code == 0, result.output
     with app.app_context():
         assert db.session.scalar(select(func.count(Pipeline.id))) == 1
