@@ -294,15 +294,21 @@ def amount_in_words(amount: Decimal | int | float | str, currency: str, lang: st
     lang = _base_lang(lang)
     currency = currency.upper()
     table = CURRENCIES.get(lang)
-    if table is None or currency not in table:
+    if table is None:
         raise UnsupportedAmount(f"{lang}/{currency}")
     value = Decimal(str(amount)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     if value < 0:
         raise UnsupportedAmount("negative amount")
     units = int(value)
     cents = int((value - units) * 100)
-    unit_forms, gender, sub_forms = table[currency]
     cents_text = f"{cents:02d}"
+    if currency not in table:
+        # A currency whose name we cannot decline: the number in words, then its ISO code
+        # and the cents as a fraction ("One thousand GBP 05/100"), as cheques write it,
+        # rather than no words at all or a misspelt noun.
+        text = f"{CARDINALS[lang](units)} {currency} {cents_text}/100"
+        return text[:1].upper() + text[1:]
+    unit_forms, gender, sub_forms = table[currency]
     if lang == "ru":
         text = (f"{ru_cardinal(units, gender)} {_ru_form(units, unit_forms)} "
                 f"{cents_text} {_ru_form(cents, sub_forms)}")

@@ -96,8 +96,20 @@ def test_amount_is_rounded_half_up_to_cents():
     assert amount_in_words(Decimal("1.005"), "EUR", "en") == "One euro and 01 cent"
 
 
-def test_unknown_currency_is_refused_rather_than_misspelled():
-    with pytest.raises(UnsupportedAmount):
-        amount_in_words(Decimal("1"), "XAU", "ru")
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("en", "One thousand two hundred and thirty-four GBP 05/100"),
+    ("ru", "Одна тысяча двести тридцать четыре GBP 05/100"),
+    ("lv", "Viens tūkstotis divi simti trīsdesmit četri GBP 05/100"),
+    ("ro", "O mie două sute treizeci și patru GBP 05/100"),
+    ("kk", "Бір мың екі жүз отыз төрт GBP 05/100"),
+    ("uz", "Bir ming ikki yuz oʻttiz toʻrt GBP 05/100"),
+])
+def test_a_currency_without_declined_names_reads_as_number_code_and_cents(lang, expected):
+    assert amount_in_words(Decimal("1234.05"), "gbp", lang) == expected
+
+
+def test_an_unknown_language_is_refused_rather_than_misspelled():
     with pytest.raises(UnsupportedAmount):
         amount_in_words(Decimal("1"), "EUR", "de")
+    with pytest.raises(UnsupportedAmount):
+        amount_in_words(Decimal("-1"), "GBP", "en")
