@@ -18,7 +18,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from . import formatting, i18n, jobs, records
+from . import formatting, i18n, jobs, read_requests, records
 from .addons import Addon, discover, resolve
 from .extensions import csrf, db, login_manager
 from .loader import extend_addons_package, import_models, load_addon
@@ -163,6 +163,7 @@ def create_app(config: dict[str, Any] | None = None, addons: list[str] | None = 
     app.config["BIRGA_OVERRIDES"] = dict(config or {})
 
     db.init_app(app)
+    read_requests.init_app(app)  # before any other before_request reads the database
     login_manager.init_app(app)
     csrf.init_app(app)
     for module in CORE_MODEL_MODULES:
