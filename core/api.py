@@ -140,10 +140,11 @@ __all__ += ["Activity", "ActivityError", "ActivityType", "mark_done", "schedule_
             "seed_activity_types", "visible_activities"]
 # Fast pages: links built once per list (core.web; also a Jinja global of the same name) and
 # column reads without the ORM's per-statement work (core.reading).
+from .read_requests import reads_in_transaction  # noqa: E402
 from .reading import read  # noqa: E402
 from .web import url_pattern  # noqa: E402
 
-__all__ += ["read", "url_pattern"]
+__all__ += ["read", "reads_in_transaction", "url_pattern"]
 # Planner statistics after bulk changes (core.dbstats): SQLite has no autovacuum.
 from .dbstats import refresh_statistics  # noqa: E402
 

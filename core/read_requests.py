@@ -9,16 +9,31 @@ its first statement (Django's default for every request); every other method kee
 transaction, committed or rolled back as a whole. SQLite is left alone: its BEGIN is local.
 
 A GET must not write (reference data comes from `core.seeding`); should one still write, each
-statement commits on its own. `BIRGA_READ_AUTOCOMMIT = False` turns this off.
+statement commits on its own. A GET that streams rows through a server-side cursor
+(`execution_options(yield_per=...)`, an export) needs a transaction, as PostgreSQL opens such
+cursors only inside one: mark its view `@reads_in_transaction`, right under the route
+decorator. `BIRGA_READ_AUTOCOMMIT = False` turns all of this off.
 """
 from __future__ import annotations
 
-from flask import Flask, request
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import Flask, current_app, request
 
 from .extensions import db
 
 #: Methods that do not change anything (RFC 9110 "safe" methods).
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_MARK = "_birga_reads_in_transaction"
+View = TypeVar("View", bound=Callable[..., object])
+
+
+def reads_in_transaction(view: View) -> View:
+    """Keep this GET view's reads in a transaction: it streams rows with a server-side
+    cursor (`yield_per`), which PostgreSQL opens only inside one."""
+    setattr(view, _MARK, True)
+    return view
 
 
 def init_app(app: Flask) -> None:
@@ -32,6 +47,8 @@ def init_app(app: Flask) -> None:
     def _reads_without_transaction() -> None:
         if request.method not in SAFE_METHODS or _static(request.endpoint):
             return  # a static file needs no connection at all
+        if getattr(current_app.view_functions.get(request.endpoint), _MARK, False):
+            return
         session = db.session()  # this request's session (the scoped registry's)
         if not session.in_transaction():
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})

@@ -25,7 +25,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import Select, select
 
-from core.api import User, db, permission_required
+from core.api import User, db, permission_required, reads_in_transaction
 from core.audit import audit
 
 from . import custom_fields as cf
@@ -234,6 +234,7 @@ def export(query: Select, fields: list[CustomField], fmt: str,
 
 
 @bp.route("/export.<fmt>")
+@reads_in_transaction  # the rows stream through a server-side cursor (yield_per)
 @permission_required("contacts.export")
 def export_list(fmt: str):
     if fmt not in WRITERS:
