@@ -12,14 +12,14 @@ Template hooks this addon offers (other addons contribute with `addon.hook(name,
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal, null, or_, select, union_all
 from werkzeug.datastructures import MultiDict
 
 from core.api import (
@@ -78,6 +78,28 @@ def _helpers() -> dict[str, Any]:
 
 
 # -- the list ------------------------------------------------------------------------------
+class ListOption(NamedTuple):
+    id: int
+    name: str
+    kind: str | None  # a named segment's kind ("static", "dynamic")
+
+
+def _list_options(user_id: int) -> tuple[list[ListOption], list[ListOption], list[ListOption]]:
+    """The user's saved filters, the tags and the named segments, by name, read with ONE
+    query: the list page shows only their ids and names, and three small queries cost three
+    statements' overhead (and round trips on PostgreSQL) on every list page."""
+    lists = union_all(
+        select(literal(0).label("list"), SavedFilter.id, SavedFilter.name,
+               null().label("kind")).where(SavedFilter.user_id == user_id),
+        select(literal(1), Tag.id, Tag.name, null()),
+        select(literal(2), Segment.id, Segment.name, Segment.kind),
+    ).order_by("list", "name", "id")
+    found: tuple[list[ListOption], ...] = ([], [], [])
+    for which, ident, name, kind in read(lists):
+        found[which].append(ListOption(ident, name, kind))
+    return found[0], found[1], found[2]
+
+
 def _list_page(kind: str | None = None):
     fields = cf.active_fields()
     args = request.args.copy()
@@ -88,17 +110,13 @@ def _list_page(kind: str | None = None):
     owners = owner_choices()[1:]
     page = listing.fetch(params, fields, list_fields, current_user, dict(owners))
     rows = list_rows(page, list_fields)
-    # Names and ids only, as plain rows: the page just lists them.
-    saved = read(select(SavedFilter.id, SavedFilter.name).where(
-        SavedFilter.user_id == current_user.id).order_by(SavedFilter.name)).all()
+    saved, tags, named = _list_options(current_user.id)
     # Named segments: every one filters the list; static ones take ticked rows (managers).
-    named = read(select(Segment.id, Segment.name, Segment.kind).order_by(Segment.name)).all()
     can_manage = current_user.has_permission("contacts.manage")
     fillable = [(s.id, s.name) for s in named if s.kind == "static"] if can_manage else []
     return render_template(
         "contacts/list.html", page=page, rows=rows, params=params, fields=fields,
-        list_fields=list_fields, saved=saved, owners=owners,
-        tags=read(select(Tag.id, Tag.name).order_by(Tag.name)).all(),
+        list_fields=list_fields, saved=saved, owners=owners, tags=tags,
         statuses=STATUSES,
         segments=SEGMENTS, kinds=KINDS, list_kind=kind, sorts=listing.SORTS,
         per_page_options=listing.PER_PAGE,
