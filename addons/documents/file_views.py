@@ -23,7 +23,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from addons.contacts.models import Partner
-from core.api import AttachmentRefused, db, get_or_404, permission_required
+from core.api import AttachmentRefused, addon_enabled, db, get_or_404, permission_required
 from core.storage import Attachment, clean_filename, human_size
 
 from . import files
@@ -92,7 +92,7 @@ def _owners(rows: list[Attachment]) -> dict[tuple[str, int], str]:
             labels[(files.OFFER, offer.id)] = _("Offer %(number)s",
                                                 number=display_number(offer))
     deal_ids = {a.record_id for a in rows if a.model == files.DEAL}
-    if deal_ids and files.pipeline_enabled():
+    if deal_ids and addon_enabled("pipeline"):
         deal = files._deal_model()
         for deal_id, title in db.session.execute(
                 db.select(deal.id, deal.title).where(deal.id.in_(deal_ids))):

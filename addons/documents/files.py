@@ -8,8 +8,8 @@ its deals. Every query goes through the record rules (`core.security.scoped`), s
 search hit or a download never shows a record the user may not see.
 
 Deals without a hard dependency: `documents` depends only on `contacts`; the pipeline's `Deal`
-is imported lazily (`_deal_model()`) and only after `pipeline_enabled()` says the addon is on in
-this app, so an installation without pipeline never imports it.
+is imported lazily (`_deal_model()`) and only after `core.api.addon_enabled("pipeline")` says
+the addon is on in this app, so an installation without pipeline never imports it.
 """
 from __future__ import annotations
 
@@ -48,10 +48,6 @@ class FolderRecord:
         return f"{self.model}:{self.record_id}"
 
 
-def pipeline_enabled() -> bool:
-    return addon_enabled("pipeline")
-
-
 def _deal_model() -> Any:
     """The pipeline's Deal, imported only when that addon is enabled (no hard dependency)."""
     from addons.pipeline.models import Deal
@@ -71,7 +67,7 @@ def readable_clause() -> ColumnElement[bool]:
         and_(Attachment.model == OFFER,
              Attachment.record_id.in_(scoped(select(Offer.id), model=Offer))),
     ]
-    if pipeline_enabled():
+    if addon_enabled("pipeline"):
         deal = _deal_model()
         parts.append(and_(Attachment.model == DEAL,
                           Attachment.record_id.in_(scoped(select(deal.id), model=deal))))
@@ -91,7 +87,7 @@ def folder_records(partner: Partner) -> list[FolderRecord]:
             label = _("Offer %(number)s, revision %(revision)s", number=number,
                       revision=revision)
         records.append(FolderRecord(OFFER, offer_id, label))
-    if pipeline_enabled():
+    if addon_enabled("pipeline"):
         deal = _deal_model()
         rows = db.session.execute(scoped(
             select(deal.id, deal.title).where(or_(deal.partner_id == partner.id,

@@ -101,10 +101,6 @@ def versions_of(template: DocumentTemplate) -> list[TemplateVersion]:
                                    .order_by(TemplateVersion.version.desc())))
 
 
-def pipeline_enabled() -> bool:
-    return addon_enabled("pipeline")
-
-
 def _deal_model() -> Any:
     from addons.pipeline.models import Deal  # lazily: only when pipeline is enabled
     return Deal
@@ -118,7 +114,7 @@ def record_choices(subject: str, limit: int = 200) -> list[tuple[int, str]]:
         return [(o.id, f"{o.number or '#' + str(o.id)} — {names.get(o.partner_id, '')}")
                 for o in rows]
     if subject == "deal":
-        if not pipeline_enabled():
+        if not addon_enabled("pipeline"):
             return []
         deal = _deal_model()
         return [(d.id, d.title) for d in db.session.scalars(
@@ -132,7 +128,7 @@ def context_for(subject: str, record_id: int) -> dict[str, Any]:
     if subject == "offer":
         return offer_context(get_or_404(Offer, record_id))
     if subject == "deal":
-        if not pipeline_enabled():
+        if not addon_enabled("pipeline"):
             abort(404)
         deal = get_or_404(_deal_model(), record_id)
         partner_id = deal.partner_id or deal.company_id
@@ -220,7 +216,7 @@ def templates_index():
 
 def _subject_labels() -> dict[str, Any]:
     labels = {"offer": _("Offer"), "partner": _("Person or company")}
-    if pipeline_enabled():
+    if addon_enabled("pipeline"):
         labels["deal"] = _("Deal")
     return labels
 
