@@ -31,7 +31,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CORE_MODEL_MODULES = ["core.models", "core.sequences", "core.refdata", "core.jobs",
                       "core.security", "core.timeline", "core.audit", "core.storage",
                       "core.mail_inbound", "core.activities", "core.calendar_feed",
-                      "core.company"]
+                      "core.company", "core.cache"]
 log = logging.getLogger("birga")
 
 

@@ -48,7 +48,7 @@ from .refdata import (
 from .sequences import NumberSequence, UnknownSequence, define_sequence, next_number
 from .signals import attachment_removing, mail_sent
 
-API_VERSION = "1.4"
+API_VERSION = "1.5"
 
 __all__ = [
     "API_VERSION", "Addon", "AddonContext", "AddonError", "Blueprint", "FlaskForm", "User", "_",
@@ -145,15 +145,20 @@ from .reading import read  # noqa: E402
 from .web import url_pattern  # noqa: E402
 
 __all__ += ["read", "reads_in_transaction", "url_pattern"]
+# Rarely changed rows cached per worker until they change anywhere (core.cache).
+from .cache import invalidate as invalidate_shared_cache  # noqa: E402
+from .cache import shared_cache  # noqa: E402
+
+__all__ += ["invalidate_shared_cache", "shared_cache"]
 # Planner statistics after bulk changes (core.dbstats): SQLite has no autovacuum.
 from .dbstats import refresh_statistics  # noqa: E402
 
 __all__ += ["refresh_statistics"]
 # Fast money, date and number for list pages: the filters' exact text (core.formatters).
 from .formatters import Formatters, formatters  # noqa: E402
-from .html import escape_text  # noqa: E402
+from .html import escape_text, option_tags  # noqa: E402
 
-__all__ += ["Formatters", "escape_text", "formatters"]
+__all__ += ["Formatters", "escape_text", "formatters", "option_tags"]
 # The firm's own details, edited on Settings → Company details (core.company).
 from .company import company_details  # noqa: E402
 

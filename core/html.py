@@ -8,16 +8,17 @@ The escaping is MarkupSafe's own (its C speed-up when built), so the text is ide
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from markupsafe import escape
+from markupsafe import Markup, escape
 
 try:  # MarkupSafe >= 2.1: the str -> str core of `escape`, without the Markup wrapper
     from markupsafe._speedups import _escape_inner
 except ImportError:  # pragma: no cover - pure-Python MarkupSafe or another layout
     _escape_inner = None
 
-__all__ = ["escape_text"]
+__all__ = ["escape_text", "option_tags"]
 
 
 def escape_text(value: Any) -> str:
@@ -26,3 +27,14 @@ def escape_text(value: Any) -> str:
     if type(value) is str and _escape_inner is not None:
         return _escape_inner(value)
     return str(escape(value))
+
+
+def option_tags(choices: Iterable[tuple[Any, Any]], selected: Any = None) -> Markup:
+    """`<option>`s of (value, label) pairs, the one whose value's text equals `selected`'s
+    marked: a salesperson filter lists every user, and a Jinja loop with a test per option
+    cost more than the rest of the filter panel."""
+    chosen = None if selected is None else str(selected)
+    return Markup("".join(  # noqa: S704 - every value and label is escaped
+        f'<option value="{escape_text(value)}"'
+        f'{" selected" if chosen is not None and str(value) == chosen else ""}>'
+        f'{escape_text(label)}</option>' for value, label in choices))

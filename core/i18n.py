@@ -126,15 +126,17 @@ def current_translations() -> NullTranslations:
     kept on Flask-Babel's own per-request namespace beside the `Locale` object it was built
     for, so `force_locale` (a new object) is honoured at once.
     """
-    if not g:
+    try:  # `g` resolved once: every access through its proxy looks the context up again
+        request_g = g._get_current_object()
+    except RuntimeError:  # no app context
         return NullTranslations()
-    ctx = getattr(g, "_flask_babel", None)
+    ctx = getattr(request_g, "_flask_babel", None)
     locale = getattr(ctx, "babel_locale", None) if ctx is not None else None
     if locale is None:
         locale = get_locale()
         if locale is None:
             return NullTranslations()
-        ctx = g._flask_babel
+        ctx = request_g._flask_babel
     cached = getattr(ctx, "birga_translations", None)
     if cached is not None and cached[0] is locale:
         return cached[1]

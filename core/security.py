@@ -41,14 +41,15 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    true,
     union_all,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from .addons import AddonError
+from .cache import generation_column, remember_generation, shared_cache
 from .extensions import db
 from .models import User
+from .reading import read
 
 __all__ = [
     "DEFAULT_ROLES", "SCOPES", "RecordRule", "RecordRuleSpec", "Role", "RolePermission",
@@ -263,13 +264,18 @@ def _access_query() -> Any:
 
 
 def _load_access(user: User) -> _Access:
-    """Permissions, roles' default scopes and record rules of the user's roles in one
-    round trip: every page checks a permission and most read a scoped model, and three
-    queries a request here were a tenth of a short page's time."""
+    """Permissions, roles' default scopes and record rules of the user's roles: every page
+    checks a permission and most read a scoped model. Read in one query, then kept by the
+    worker until roles, permissions or rules change (`core.cache`)."""
     access = _access(user)
     if not access.loaded:
-        _fill_access(access, db.session.execute(_access_query(), {"user_id": user.id}))
+        _fill_access(access, _access_rows(user.id))
     return access
+
+
+@shared_cache(UserRole, RolePermission, Role, RecordRule)
+def _access_rows(user_id: int) -> tuple[tuple[Any, ...], ...]:
+    return tuple(tuple(row) for row in read(_access_query(), {"user_id": user_id}))
 
 
 def _fill_access(access: _Access, rows: Any) -> None:
@@ -287,26 +293,21 @@ def _fill_access(access: _Access, rows: Any) -> None:
 
 
 @cache
-def _user_and_access_query() -> Select:
-    """The user's row beside each row of `_access_query` (or once with NULLs when the user
-    has no role)."""
-    access = _access_query().subquery("access")
-    return (select(User, access.c.kind, access.c.name, access.c.role_id, access.c.scope)
-            .outerjoin(access, true()).where(User.id == bindparam("user_id")))
+def _user_query() -> Select:
+    return select(User, generation_column()).where(User.id == bindparam("user_id"))
 
 
 def load_user_with_access(user_id: int) -> User | None:
-    """The user `user_id` and, primed for this request, its access, in one round trip
-    instead of two: every signed-in page loads both, and on PostgreSQL the second round trip
-    cost more than the permission check itself."""
-    rows = db.session.execute(_user_and_access_query(), {"user_id": user_id}).all()
-    if not rows:
+    """The user `user_id`, with the cache generation (`core.cache`) in the same query: the
+    user's access then comes from the worker's cache, and so do the other rarely changed
+    rows a page reads (custom fields, users for filters...)."""
+    row = db.session.execute(_user_query(), {"user_id": user_id}).first()
+    if row is None:
         return None
-    user = rows[0][0]
+    user, generation = row
+    remember_generation(generation)
     if has_app_context():
-        access = _access(user)
-        if not access.loaded:
-            _fill_access(access, (row[1:] for row in rows))
+        _load_access(user)
     return user
 
 

@@ -124,6 +124,7 @@ def expected_tables(app: Flask) -> set[str]:
 def create_schema(app: Flask, *, tables_exist: bool = False) -> None:
     """Create core's and the enabled addons' tables from the models (fast; the migration test
     proves the migrations give the same schema) and record the enabled set."""
+    from .cache import ensure_generation_row
     from .extensions import db
     from .state import write_enabled
 
@@ -135,6 +136,7 @@ def create_schema(app: Flask, *, tables_exist: bool = False) -> None:
             db.metadata.create_all(db.engine, tables=tables)
         with db.engine.begin() as conn:
             write_enabled(conn, {a.name: a.version for a in state.addons})
+            ensure_generation_row(conn)
         state.sequence = 1
 
 

@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from .extensions import login_manager
 from .forms import ActionForm
+from .html import option_tags
 from .i18n import LANGUAGES
 from .models import utcnow
 from .registry import Registry
@@ -95,6 +96,7 @@ def init_app(app: Flask, registry: Registry) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
     app.context_processor(_globals)
+    app.jinja_env.globals["option_tags"] = option_tags
     app.after_request(_security_headers)
 
     login_manager.login_view = "auth.login"

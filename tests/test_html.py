@@ -31,3 +31,16 @@ def test_a_str_subclass_is_escaped_too():
         pass
 
     assert escape_text(Name("<i>")) == "&lt;i&gt;"
+
+
+def test_option_tags_escape_values_and_labels_and_mark_the_selected_one_by_its_text():
+    from core.html import option_tags
+
+    html = option_tags([(1, "Anna"), (12, 'Ilze "<b>" & co'), ("me", "Me")], "12")
+    assert isinstance(html, Markup)
+    assert html == ('<option value="1">Anna</option>'
+                    '<option value="12" selected>Ilze &#34;&lt;b&gt;&#34; &amp; co</option>'
+                    '<option value="me">Me</option>')
+    assert "selected" not in option_tags([(1, "Anna")])
+    assert "selected" not in option_tags([(1, "Anna")], "")
+    assert option_tags([('"><script>', "x")]) == '<option value="&#34;&gt;&lt;script&gt;">x</option>'

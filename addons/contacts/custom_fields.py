@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
@@ -22,7 +24,7 @@ from sqlalchemy import and_, exists, func, not_, select
 from wtforms import DateField, DecimalField, SelectField, StringField
 from wtforms.validators import Length, Optional
 
-from core.api import db, permission_required
+from core.api import db, permission_required, read, shared_cache
 from core.i18n import LANGUAGES
 
 from . import services
@@ -36,19 +38,52 @@ _CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 # -- reading -------------------------------------------------------------------------------
-def active_fields(kind: str | None = None) -> list[CustomField]:
-    """The active fields (for one partner kind, if given), in their admin-set order."""
-    query = select(CustomField).where(CustomField.active.is_(True))
+@dataclass(frozen=True, slots=True)
+class FieldDef:
+    """A custom field's definition as pages read it: an immutable copy of the row that every
+    request of a worker can share (`core.cache`), unlike the ORM object."""
+
+    id: int
+    code: str
+    labels: Mapping[str, str]
+    kind: str
+    choices: tuple[Mapping[str, Any], ...]
+    applies_to: str
+    sequence: int
+    show_in_list: bool
+    active: bool
+
+
+#: A field from the admin's ORM rows or from `active_fields`: both read the same.
+AnyField = CustomField | FieldDef
+
+
+@shared_cache(CustomField)
+def _active_field_defs() -> tuple[FieldDef, ...]:
+    rows = read(select(CustomField.id, CustomField.code, CustomField.labels, CustomField.kind,
+                       CustomField.choices, CustomField.applies_to, CustomField.sequence,
+                       CustomField.show_in_list, CustomField.active)
+                .where(CustomField.active.is_(True))
+                .order_by(CustomField.sequence, CustomField.id))
+    return tuple(FieldDef(r.id, r.code, MappingProxyType(dict(r.labels or {})), r.kind,
+                          tuple(MappingProxyType(dict(c)) for c in r.choices or ()),
+                          r.applies_to, r.sequence, r.show_in_list, r.active) for r in rows)
+
+
+def active_fields(kind: str | None = None) -> list[FieldDef]:
+    """The active fields (for one partner kind, if given), in their admin-set order; read
+    once per worker until an admin changes a field (`core.cache`)."""
+    fields = _active_field_defs()
     if kind in ("person", "company"):
-        query = query.where(CustomField.applies_to.in_(("both", kind)))
-    return list(db.session.scalars(query.order_by(CustomField.sequence, CustomField.id)))
+        return [f for f in fields if f.applies_to in ("both", kind)]
+    return list(fields)
 
 
 def _lang() -> str:
     return str(get_locale() or "en").split("_")[0]
 
 
-def field_label(field: CustomField, lang: str | None = None) -> str:
+def field_label(field: AnyField, lang: str | None = None) -> str:
     """The label in the reader's language, else English, else any, else the code."""
     labels = field.labels or {}
     lang = lang or _lang()
@@ -56,19 +91,19 @@ def field_label(field: CustomField, lang: str | None = None) -> str:
         (v for v in labels.values() if v), field.code)
 
 
-def choice_options(field: CustomField, lang: str | None = None) -> list[tuple[str, str]]:
+def choice_options(field: AnyField, lang: str | None = None) -> list[tuple[str, str]]:
     lang = lang or _lang()
     return [(c["value"], (c.get("labels") or {}).get(lang) or (c.get("labels") or {}).get("en")
              or c["value"]) for c in field.choices or []]
 
 
-def value_of(row: CustomValue, field: CustomField) -> Any:
+def value_of(row: CustomValue, field: AnyField) -> Any:
     return {"text": row.value_text, "choice": row.value_text, "number": row.value_number,
             "date": row.value_date, "bool": row.value_bool}[field.kind]
 
 
 def values_for(partner_ids: Iterable[int],
-               fields: Iterable[CustomField]) -> dict[int, dict[int, Any]]:
+               fields: Iterable[AnyField]) -> dict[int, dict[int, Any]]:
     """`{partner id: {field id: value}}` for many partners in one query (list pages)."""
     ids, by_id = list(partner_ids), {f.id: f for f in fields}
     if not ids or not by_id:
@@ -81,7 +116,7 @@ def values_for(partner_ids: Iterable[int],
     return found
 
 
-def display(field: CustomField, value: Any) -> str:
+def display(field: AnyField, value: Any) -> str:
     """A value as the reader should see it (choice labels, yes/no, localised numbers/dates)."""
     from core.formatting import format_date, format_number
 
@@ -99,7 +134,7 @@ def display(field: CustomField, value: Any) -> str:
 
 
 # -- writing -------------------------------------------------------------------------------
-def form_field(field: CustomField) -> Any:
+def form_field(field: AnyField) -> Any:
     """An unbound WTForms field for the partner form."""
     label = field_label(field)
     if field.kind == "number":
@@ -115,7 +150,7 @@ def form_field(field: CustomField) -> Any:
     return StringField(label, validators=[Optional(), Length(max=500)])
 
 
-def form_value(field: CustomField, raw: Any) -> Any:
+def form_value(field: AnyField, raw: Any) -> Any:
     """What the partner form's field holds, as the value to store (None: empty)."""
     if raw is None or raw == "":
         return None
@@ -126,7 +161,7 @@ def form_value(field: CustomField, raw: Any) -> Any:
     return raw
 
 
-def initial_value(field: CustomField, value: Any) -> Any:
+def initial_value(field: AnyField, value: Any) -> Any:
     """A stored value as the partner form's field expects it."""
     if field.kind == "bool":
         return "" if value is None else ("1" if value else "0")
@@ -134,7 +169,7 @@ def initial_value(field: CustomField, value: Any) -> Any:
 
 
 def save_values(partner: Partner, values: Mapping[int, Any],
-                fields: Iterable[CustomField]) -> None:
+                fields: Iterable[AnyField]) -> None:
     """Store `{field id: value}` for a flushed partner; None removes the value."""
     by_id = {f.id: f for f in fields}
     existing = {row.field_id: row for row in db.session.scalars(
@@ -186,7 +221,7 @@ def _value_exists(field_id: int, *conditions: Any) -> Any:
         CustomValue.partner_id == Partner.id, CustomValue.field_id == field_id, *conditions))
 
 
-def _parse(field: CustomField, raw: str) -> Any:
+def _parse(field: AnyField, raw: str) -> Any:
     try:
         if field.kind == "number":
             return Decimal(raw.replace(",", ".").replace(" ", ""))
@@ -197,7 +232,7 @@ def _parse(field: CustomField, raw: str) -> Any:
     return raw
 
 
-def filter_conditions(fields: Iterable[CustomField], args: Mapping[str, str]) -> list[Any]:
+def filter_conditions(fields: Iterable[AnyField], args: Mapping[str, str]) -> list[Any]:
     """SQL conditions from the list's `cf<id>` / `cf<id>_min` / `cf<id>_max` parameters.
 
     Text: contains, with script, case and diacritics folded on both sides; choice:
@@ -239,7 +274,7 @@ def _contains(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def filter_keys(fields: Iterable[CustomField]) -> list[str]:
+def filter_keys(fields: Iterable[AnyField]) -> list[str]:
     """Query-string keys the custom filters use (kept in saved filters and page links)."""
     keys = []
     for field in fields:

@@ -29,7 +29,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from core.api import User, db, read
+from core.api import User, db, read, shared_cache
 from core.i18n import LANGUAGES
 
 from . import services, taxids
@@ -92,10 +92,16 @@ def country_choices() -> list[tuple[str, str]]:
     return [("", "—"), *named]
 
 
-def owner_choices() -> list[tuple[int | str, str]]:
+@shared_cache(User)
+def _active_users() -> tuple[tuple[int, str], ...]:
     rows = read(select(User.id, User.name, User.login)
-                              .where(User.active.is_(True)).order_by(User.name))
-    return [("", "—"), *((uid, name or login) for uid, name, login in rows)]
+                .where(User.active.is_(True)).order_by(User.name))
+    return tuple((uid, name or login) for uid, name, login in rows)
+
+
+def owner_choices() -> list[tuple[int | str, str]]:
+    """"—" and the active users by name (read once per worker until a user changes)."""
+    return [("", "—"), *_active_users()]
 
 
 def tag_choices() -> list[tuple[int, str]]:
