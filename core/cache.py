@@ -67,6 +67,7 @@ class _Store:
         self.lock = threading.Lock()
         self.generation: int | None = None
         self.entries: dict[tuple[Hashable, ...], Any] = {}
+        self.sizes: dict[Callable[..., Any], int] = {}  # entries per function
         #: Whether the database has the generation table (checked until it has).
         self.table_ready = False
 
@@ -98,29 +99,45 @@ def current_generation() -> int | None:
     return g._birga_generation
 
 
-def shared_cache(*models: type) -> Callable[[F], F]:
-    """Cache the function's result per process and arguments (hashable ones) until one of
-    `models` changes anywhere. Return immutable, plain values (see the module docstring)."""
+def shared_cache(*models: type, key: Callable[..., Hashable | None] | None = None,
+                 maxsize: int | None = None) -> Callable[[F], F]:
+    """Cache the function's result per process and arguments until one of `models` changes
+    anywhere (a generation change ends every entry). Return immutable, plain values (see
+    the module docstring).
+
+    `key` maps the arguments to the entry's key (default: the arguments, which must then be
+    hashable); a key of None computes without caching. `maxsize` bounds the function's
+    entries (for keys per user): past it, its entries are dropped and refilled.
+    """
     _watched.update(models)
 
     def decorator(function: F) -> F:
         @functools.wraps(function)
-        def cached(*args: Hashable) -> Any:
+        def cached(*args: Any, **kwargs: Any) -> Any:
             generation = current_generation()
             if generation is None:
-                return function(*args)
-            store, key = _store(), (function, *args)
+                return function(*args, **kwargs)
+            ident = key(*args, **kwargs) if key is not None else (args, tuple(kwargs.items()))
+            if ident is None:
+                return function(*args, **kwargs)
+            store, entry = _store(), (function, ident)
             if store.generation == generation:
                 try:
-                    return store.entries[key]
+                    return store.entries[entry]
                 except KeyError:
                     pass
-            value = function(*args)
+            value = function(*args, **kwargs)
             with store.lock:
                 if store.generation != generation:
-                    store.entries = {}
+                    store.entries, store.sizes = {}, {}
                     store.generation = generation
-                store.entries[key] = value
+                if maxsize is not None and store.sizes.get(function, 0) >= maxsize:
+                    store.entries = {k: v for k, v in store.entries.items()
+                                     if k[0] is not function}
+                    store.sizes[function] = 0
+                if entry not in store.entries:
+                    store.sizes[function] = store.sizes.get(function, 0) + 1
+                store.entries[entry] = value
             return value
 
         cached.uncached = function  # type: ignore[attr-defined]

@@ -34,7 +34,9 @@ def option_tags(choices: Iterable[tuple[Any, Any]], selected: Any = None) -> Mar
     marked: a salesperson filter lists every user, and a Jinja loop with a test per option
     cost more than the rest of the filter panel."""
     chosen = None if selected is None else str(selected)
-    return Markup("".join(  # noqa: S704 - every value and label is escaped
-        f'<option value="{escape_text(value)}"'
-        f'{" selected" if chosen is not None and str(value) == chosen else ""}>'
-        f'{escape_text(label)}</option>' for value, label in choices))
+    tags = []
+    for value, label in choices:
+        text = str(value)
+        mark = " selected" if text == chosen else ""
+        tags.append(f'<option value="{escape_text(text)}"{mark}>{escape_text(label)}</option>')
+    return Markup("".join(tags))  # noqa: S704 - every value and label is escaped

@@ -43,4 +43,5 @@ def test_option_tags_escape_values_and_labels_and_mark_the_selected_one_by_its_t
                     '<option value="me">Me</option>')
     assert "selected" not in option_tags([(1, "Anna")])
     assert "selected" not in option_tags([(1, "Anna")], "")
-    assert option_tags([('"><script>', "x")]) == '<option value="&#34;&gt;&lt;script&gt;">x</option>'
+    assert option_tags([('"><script>', "x")]) == (
+        '<option value="&#34;&gt;&lt;script&gt;">x</option>')

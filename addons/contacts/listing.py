@@ -20,9 +20,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask_babel import get_locale
-from sqlalchemy import Select, and_, exists, func, literal_column, or_, select
+from sqlalchemy import Select, and_, bindparam, exists, func, literal_column, or_, select
 
-from core.api import User, db, read, rule_clause, scoped, utcnow
+from core.api import User, db, read, rule_clause, scoped, shared_cache, utcnow
 
 from . import services
 from .custom_fields import filter_conditions, filter_keys
@@ -65,6 +65,18 @@ def _int(value: Any, default: int | None = None) -> int | None:
 
 #: The query values `ListParams.url` changes per link (the filters stay).
 _PAGING = ("sort", "page", "per_page")
+
+
+def _paging_query(sort: str, page: int, per_page: int) -> str:
+    """The paging part of a link, defaults left out, written directly: `sort` is one of
+    `SORTS` and the numbers are ints, so nothing needs quoting (`urlencode` per link was a
+    twentieth of the list page)."""
+    parts = [] if sort == "name" else [f"sort={sort}"]
+    if page != 1:
+        parts.append(f"page={int(page)}")
+    if per_page != DEFAULT_PER_PAGE:
+        parts.append(f"per_page={int(per_page)}")
+    return "&".join(parts)
 
 
 def _without_defaults(values: dict[str, Any]) -> dict[str, Any]:
@@ -140,9 +152,9 @@ class ListParams:
         if not set(changes) <= set(_PAGING):
             query = urlencode(self.args(**changes), doseq=True)
         else:
-            paging = _without_defaults({"sort": self.sort, "page": self.page,
-                                        "per_page": self.per_page, **changes})
-            query = "&".join(filter(None, (self._filter_query, urlencode(paging))))
+            paging = _paging_query(changes.get("sort", self.sort), changes.get("page", self.page),
+                                   changes.get("per_page", self.per_page))
+            query = "&".join(filter(None, (self._filter_query, paging)))
         return f"{base}?{query}" if query else base
 
     @cached_property
@@ -278,7 +290,50 @@ def _literal(value: int, offset: int) -> Any:
     return literal_column(str(int(value))) if offset >= DEEP_OFFSET else value
 
 
-def fetch(params: ListParams, fields: list[CustomField], list_fields: list[CustomField],
+@dataclass(frozen=True)
+class Statements:
+    """The count and the page of one list (filters, record rules, sort), ready to run."""
+
+    count: Select
+    rows: Select  # bound `page_limit` and `page_offset`, or literals on a deep page
+
+
+def _statements_key(params: ListParams, fields: Any, user: Any, lang: str,
+                    offset: int) -> tuple[Any, ...] | None:
+    """What the statements depend on besides rows that end the cache (custom fields,
+    roles and rules: `core.cache`); None for what cannot be kept: a search (its ids come
+    from the search index), "no activity for N days" (it moves with the clock), a named
+    segment (a dynamic one may hold either) and deep pages (their LIMIT/OFFSET are written
+    into the SQL)."""
+    if params.q or params.idle or params.in_segment or offset >= DEEP_OFFSET:
+        return None
+    filters = tuple((k, tuple(v) if isinstance(v, list) else v)
+                    for k, v in sorted(params.filters().items()))
+    return (user.id, bool(user.is_admin), filters, params.sort, lang)
+
+
+@shared_cache(key=_statements_key, maxsize=2048)
+def statements(params: ListParams, fields: Any, user: Any, lang: str,
+               offset: int) -> Statements:
+    """The list's statements, built once per worker for a user's filters and sort: building
+    them (conditions, record rules, three selects) and SQLAlchemy's cache key for fresh
+    statements cost about as much as running them. Statements are immutable and bound
+    values go in at execution, so one object serves every request."""
+    where = where_clause(params, fields, user)
+    order = order_by(params, lang)
+    if offset >= DEEP_OFFSET:
+        limit, skip = _literal(params.per_page, offset), _literal(offset, offset)
+    else:
+        limit, skip = bindparam("page_limit"), bindparam("page_offset")
+    # Pick the page's ids first (the sort index covers them: no table reads for the skipped
+    # rows), then read those rows whole.
+    page_ids = select(Partner.id).where(where).order_by(*order).limit(limit).offset(skip)
+    rows = (select(*(getattr(Partner, c) for c in ROW_COLUMNS))
+            .where(Partner.id.in_(page_ids)).order_by(*order))
+    return Statements(select(func.count(Partner.id)).where(where), rows)
+
+
+def fetch(params: ListParams, fields: list[Any], list_fields: list[Any],
           user: Any, user_names: Mapping[int, str] | None = None) -> Page:
     """One page of the list and what its rows show, in a fixed number of queries.
 
@@ -290,19 +345,12 @@ def fetch(params: ListParams, fields: list[CustomField], list_fields: list[Custo
     from .custom_fields import values_for
 
     lang = sort_language()
-    where = where_clause(params, fields, user)
-    total = count(params, fields, user, where)
+    total = read(statements(params, fields, user, lang, 0).count).scalar() or 0
     # A page past the end (a stale link, rows deleted meanwhile) shows the last one.
     params.page = min(params.page, max((total + params.per_page - 1) // params.per_page, 1))
     offset = (params.page - 1) * params.per_page
-    # Pick the page's ids first (the sort index covers them: no table reads for the skipped
-    # rows), then read those rows whole.
-    order = order_by(params, lang)
-    page_ids = (select(Partner.id).where(where).order_by(*order)
-                .limit(_literal(params.per_page, offset)).offset(_literal(offset, offset)))
-    query = (select(*(getattr(Partner, c) for c in ROW_COLUMNS))
-             .where(Partner.id.in_(page_ids)).order_by(*order))
-    rows = list(read(query))
+    query = statements(params, fields, user, lang, offset).rows
+    rows = list(read(query, {"page_limit": params.per_page, "page_offset": offset}))
     ids = [r.id for r in rows]
     known = user_names or {}
     owners = {r.owner_id: known[r.owner_id] for r in rows if r.owner_id in known}
@@ -312,11 +360,15 @@ def fetch(params: ListParams, fields: list[CustomField], list_fields: list[Custo
             select(User.id, User.name, User.login).where(User.id.in_(missing))))
     tags: dict[int, list[str]] = {}
     if ids:
-        for partner_id, name in read(
-                select(PartnerTag.partner_id, Tag.name).join(Tag, Tag.id == PartnerTag.tag_id)
-                .where(PartnerTag.partner_id.in_(ids)).order_by(Tag.name)):
+        for partner_id, name in read(_TAGS_OF_PAGE, {"ids": ids}):
             tags.setdefault(partner_id, []).append(name)
     return Page(rows, total, params, owners, tags, values_for(ids, list_fields))
+
+
+#: The tag names of a page's rows (one statement object: no cache key to build per page).
+_TAGS_OF_PAGE = (select(PartnerTag.partner_id, Tag.name).join(Tag, Tag.id == PartnerTag.tag_id)
+                 .where(PartnerTag.partner_id.in_(bindparam("ids", expanding=True)))
+                 .order_by(Tag.name))
 
 
 def selected(ids: list[int], user: Any) -> list[Partner]:

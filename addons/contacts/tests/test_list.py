@@ -213,6 +213,38 @@ def test_a_page_costs_the_same_queries_for_10_or_50_rows(app, client, make_user,
     assert len(_rows(html)) == 50 and html.count(">Key</span>") == 50
 
 
+def test_a_salesperson_made_auditor_sees_everyones_contacts_at_the_next_request(
+        world, app, login):
+    """The list's statements and the user's access are kept by the worker (core.cache);
+    a change of roles ends them."""
+    anna = app.test_client()
+    login(anna, world["anna"])
+    assert _rows(anna.get("/contacts/").get_data(as_text=True)) == ["Alpha", "Delta SIA"]
+    assert _rows(anna.get("/contacts/").get_data(as_text=True)) == ["Alpha", "Delta SIA"]
+    assign_roles(world["anna"], "auditor")  # reads everything; commits
+    assert _rows(anna.get("/contacts/").get_data(as_text=True)) == [
+        "Alpha", "Bravo", "Charlie", "Delta SIA"]
+
+
+def test_the_list_reads_fields_users_and_tags_once_until_one_changes(world, app, client):
+    from addons.contacts.models import CustomField
+
+    client.get("/contacts/")
+    with statements() as seen:
+        assert client.get("/contacts/").status_code == 200
+    read_again = [s for s in seen if "contacts_custom_field" in s or "contacts_segment" in s
+                  or "contacts_saved_filter" in s or "core_role_permission" in s]
+    assert read_again == []
+    assert len(seen) == 4  # the user, the count, the page, the page's tags
+
+    db.session.add(CustomField(code="fleet", kind="number", labels={"en": "Fleet size"},
+                               show_in_list=True))
+    db.session.add(Tag(name="Wholesale"))
+    db.session.commit()
+    html = client.get("/contacts/").get_data(as_text=True)
+    assert "<th>Fleet size</th>" in html and ">Wholesale</option>" in html
+
+
 def test_a_row_shows_every_column_with_what_users_typed_escaped(admin, client):
     company = Partner(kind="company", name="<b>Acme</b> & Co", status="client",
                       city="Rīga <i>", email="office@acme.lv")
