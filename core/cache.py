@@ -91,12 +91,17 @@ def remember_generation(value: int | None) -> None:
 def current_generation() -> int | None:
     """This request's generation, read once; None outside a request, after a change in this
     request, or when the row is missing (then nothing is cached)."""
-    if not has_request_context() or g.get("_birga_cache_off"):
+    if not has_request_context():
         return None
-    if "_birga_generation" not in g:
-        g._birga_generation = db.session.connection().execute(
+    request_g = g._get_current_object()  # once: each use of the proxy looks it up again
+    if getattr(request_g, "_birga_cache_off", False):
+        return None
+    try:
+        return request_g._birga_generation
+    except AttributeError:
+        generation = request_g._birga_generation = db.session.connection().execute(
             select(CacheGeneration.generation).where(CacheGeneration.id == 1)).scalar()
-    return g._birga_generation
+        return generation
 
 
 def shared_cache(*models: type, key: Callable[..., Hashable | None] | None = None,

@@ -4,11 +4,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
 from markupsafe import Markup
 
 from .extensions import login_manager
@@ -74,6 +83,18 @@ def _globals() -> dict[str, Any]:
     }
 
 
+def _csrf_token_of_request(field_name: str) -> Callable[[], str]:
+    """Flask-WTF's `csrf_token()` for templates, signed once per request: a page with five
+    forms called `generate_csrf` five times, and each call read its settings through the
+    app proxy before finding the token it had kept in `g` (under the field's name)."""
+
+    def csrf_token() -> str:
+        token = getattr(g._get_current_object(), field_name, None)
+        return token if token is not None else generate_csrf()
+
+    return csrf_token
+
+
 def _error(code: int, title: Any, message: Any):
     return render_template("core/error.html", code=code, title=title, message=message), code
 
@@ -97,6 +118,8 @@ def init_app(app: Flask, registry: Registry) -> None:
     app.register_blueprint(admin.bp)
     app.context_processor(_globals)
     app.jinja_env.globals["option_tags"] = option_tags
+    app.jinja_env.globals["csrf_token"] = _csrf_token_of_request(
+        app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
     app.after_request(_security_headers)
 
     login_manager.login_view = "auth.login"

@@ -39,7 +39,7 @@ def list_rows(page: Page, list_fields: list[Any]) -> Markup:
     company_word = f' <span class="muted kind">{word}</span>'
     badges = {s: f'<span class="badge status-{s}">{escape_text(STATUS_LABELS[s])}</span>'
               for s in STATUSES}
-    phone, owners, tags, custom = (services.display_phone, page.owners, page.tags,
+    phone, owners, tags, custom = (services.phone_formatter(), page.owners, page.tags,
                                    page.custom_values)
     out = []
     for p in page.rows:
