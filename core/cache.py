@@ -73,7 +73,11 @@ class _Store:
 
 
 def _store() -> _Store:
-    return current_app.extensions.setdefault("birga.cache", _Store())
+    extensions = current_app.extensions
+    try:
+        return extensions["birga.cache"]
+    except KeyError:
+        return extensions.setdefault("birga.cache", _Store())
 
 
 def generation_column() -> Any:

@@ -80,6 +80,7 @@ def _globals() -> dict[str, Any]:
         "action_form": ActionForm,
         "now_utc": utcnow,
         "url_pattern": url_pattern,
+        "csrf_token": current_app.extensions["birga.csrf_token"],
     }
 
 
@@ -118,8 +119,10 @@ def init_app(app: Flask, registry: Registry) -> None:
     app.register_blueprint(admin.bp)
     app.context_processor(_globals)
     app.jinja_env.globals["option_tags"] = option_tags
-    app.jinja_env.globals["csrf_token"] = _csrf_token_of_request(
-        app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+    # In `_globals` (a context processor run after Flask-WTF's, whose `csrf_token` it
+    # replaces in every template's context) and as a global for macros.
+    app.extensions["birga.csrf_token"] = app.jinja_env.globals["csrf_token"] = \
+        _csrf_token_of_request(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
     app.after_request(_security_headers)
 
     login_manager.login_view = "auth.login"
