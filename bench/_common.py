@@ -249,10 +249,15 @@ def load_users(target: Target, data: Path, *, sign_in: tuple[str, ...] = ("sales
 def _derived(name: str, first: str | None, last: str | None, company_name: str | None,
              phone: str, email: str, vat: str | None, city: str) -> tuple[dict[str, Any],
                                                                        str | None, str | None,
-                                                                       set[str]]:
+                                                                       list[str]]:
     """Columns and tokens exactly as `services.refresh_search` derives them."""
     from addons.contacts.folding import sort_keys
-    from addons.contacts.services import normalize_email, normalize_phone, search_tokens
+    from addons.contacts.services import (
+        indexed_tokens,
+        normalize_email,
+        normalize_phone,
+        search_tokens,
+    )
 
     number = normalize_phone(phone)
     try:
@@ -264,8 +269,8 @@ def _derived(name: str, first: str | None, last: str | None, company_name: str |
         company_name=company_name, vat=vat, registration_no=None, city=city,
         phones=[SimpleNamespace(number=number)] if number else [], phone=number,
         emails=[SimpleNamespace(email=address)] if address else [], email=address)
-    found = search_tokens(partner)  # type: ignore[arg-type]
-    columns = {"search_text": " ".join(sorted(found)), **sort_keys(name)}
+    found = indexed_tokens(search_tokens(partner))  # type: ignore[arg-type]
+    columns = {"search_text": " ".join(found), **sort_keys(name)}
     return columns, number, address, found
 
 
@@ -331,7 +336,7 @@ def load_partners(targets: list[Target], data: Path, users: dict[str, int]) -> d
             if address:
                 batch[2].append({"partner_id": pid, "email": address,
                                  "email_key": address.lower(), "kind": "work", "sequence": 0})
-            batch[3].extend({"partner_id": pid, "token": t} for t in sorted(found))
+            batch[3].extend({"partner_id": pid, "token": t} for t in found)
             counts["companies" if kind == "company" else "people"] += 1
             counts["tokens"] += len(found)
             if len(batch[0]) >= CHUNK:

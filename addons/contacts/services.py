@@ -299,11 +299,23 @@ def search_tokens(partner: Partner) -> set[str]:
     return {t for t in found if t}
 
 
+def indexed_tokens(found: Iterable[str]) -> list[str]:
+    """The tokens a partner gets a row for, sorted: without those that only begin another
+    of its tokens. Every search is a prefix search, so the longer token finds the partner
+    for them too; it saves about one row in twelve (an e-mail's local part begins the
+    address), which a big import pays for in index entries and, on PostgreSQL, in a foreign
+    key check per row."""
+    ordered = sorted(found)
+    # Sorted, a token that begins any other one begins the very next one.
+    return [token for token, following in zip(ordered, [*ordered[1:], ""], strict=True)
+            if not following.startswith(token)]
+
+
 def refresh_search(partner: Partner) -> None:
     """Recompute the folded search text, sort keys and tokens of one partner (flushes)."""
     refresh_names(partner)
-    found = search_tokens(partner)
-    partner.search_text = " ".join(sorted(found))
+    found = indexed_tokens(search_tokens(partner))
+    partner.search_text = " ".join(found)
     for column, key in sort_keys(partner.name).items():
         setattr(partner, column, key)
     if partner.id is None:
@@ -312,7 +324,7 @@ def refresh_search(partner: Partner) -> None:
     db.session.execute(delete(SearchToken).where(SearchToken.partner_id == partner.id))
     if found:
         db.session.execute(insert(SearchToken), [
-            {"partner_id": partner.id, "token": t} for t in sorted(found)])
+            {"partner_id": partner.id, "token": t} for t in found])
 
 
 def refresh_people_of(company: Partner) -> int:

@@ -24,7 +24,6 @@ Why it is built this way:
 """
 from __future__ import annotations
 
-import gc
 import logging
 import queue
 import sqlite3
@@ -60,7 +59,7 @@ from ..taxids import InvalidTaxId, validate
 from . import matching
 from .mapping import Candidate, RowError, RowMapper
 from .models import ImportBatch, ImportRecord, ImportRowError
-from .parsing import ParseError, Table, iter_rows, read_table
+from .parsing import ParseError, Table, iter_rows, read_table, without_cyclic_gc
 
 log = logging.getLogger(__name__)
 
@@ -230,12 +229,9 @@ def execute(batch_id: int, *, dry_run: bool = False) -> None:
     batch.started_at = batch.heartbeat_at = utcnow()
     batch.finished_at, batch.failure, batch.processed_rows = None, None, 0
     db.session.commit()
-    # Hundreds of thousands of small objects and no cycles: the cyclic collector would rescan
-    # them all again and again (quadratic time on big files) for nothing.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
-        _run(batch, dry_run)
+        with without_cyclic_gc():  # quadratic time on big files otherwise
+            _run(batch, dry_run)
     except (ImportFailed, ParseError) as exc:
         db.session.rollback()
         _finish_failed(batch_id, exc.code, exc.params)
@@ -247,9 +243,6 @@ def execute(batch_id: int, *, dry_run: bool = False) -> None:
         db.session.rollback()
         _finish_failed(batch_id, "interrupted", {})
         raise
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _finish_failed(batch_id: int, code: str, params: dict[str, Any]) -> None:
@@ -859,7 +852,7 @@ class Writer:
         out = _Rows(len(partners))
         user_id = self.batch.user_id
         now = self.now
-        search_tokens = services.bulk_search_tokens
+        search_tokens, indexed = services.bulk_search_tokens, services.indexed_tokens
         custom_texts = self._custom_texts
         partner_rows, phone_rows, email_rows = out.partners, out.phones, out.emails
         token_rows, custom_rows = out.tokens, out.custom
@@ -878,8 +871,8 @@ class Writer:
                 texts += custom_texts(cand)
             phones, emails = cand.phones, cand.emails
             nationals = cand.nationals
-            ordered = sorted(search_tokens(texts, [(p, nationals.get(p)) for p in phones],
-                                           emails))
+            ordered = indexed(search_tokens(texts, [(p, nationals.get(p)) for p in phones],
+                                            emails))
             pid = partner.id
             partner_rows.append((
                 pid, partner.kind, partner.name, first_name, last_name, middle_name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from addons.contacts import services
-from addons.contacts.models import Partner
+from addons.contacts.models import Partner, SearchToken
 from core.api import assign_roles, db
 
 pytestmark = pytest.mark.addons("contacts")
@@ -87,6 +87,22 @@ def test_search_finds_email_and_tax_number(seller, client):
     db.session.commit()
     assert _names(client, "maria.popescu@example.ro") == {"Popescu"}
     assert _names(client, "18547290") == {"Popescu"}
+
+
+def test_a_word_that_begins_another_of_the_contacts_words_gets_no_row_yet_finds_them(
+        seller, client):
+    partner = db.session.scalar(db.select(Partner).where(Partner.last_name == "Popescu"))
+    services.set_emails(partner, ["Maria.Popescu@Example.RO"])
+    services.refresh_search(partner)
+    db.session.commit()
+    stored = set(db.session.scalars(db.select(SearchToken.token).where(
+        SearchToken.partner_id == partner.id)))
+    assert "maria.popescu@example.ro" in stored
+    # Both begin the address (so a prefix search finds it for them): no rows of their own.
+    assert "maria" not in stored and "maria.popescu" not in stored
+    assert partner.search_text == " ".join(sorted(stored))
+    for query in ("maria", "Maria.Popescu", "mar", "popescu"):
+        assert _names(client, query) == {"Popescu"}, query
 
 
 def test_tax_number_is_found_with_or_without_its_country_prefix(seller, client):
