@@ -18,6 +18,7 @@ from typing import Any
 from flask import Flask, current_app, g, has_app_context, has_request_context
 from flask_login import current_user
 from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import InstrumentedAttribute
 from werkzeug.exceptions import HTTPException
 
@@ -144,6 +145,26 @@ def can_read(model_name: str, record_id: int) -> bool:
     """
     if not current_user or not current_user.is_authenticated:
         return False
+    # A card asks for its own record once per panel (timeline, activities, files): answered
+    # once per request, and forgotten at the next flush (an edit may change the owner).
+    if not has_request_context():
+        return _can_read(model_name, record_id)
+    key = (model_name, record_id)
+    known = g.get("_birga_can_read")
+    if known is not None and key in known:
+        return known[key]
+    answer = _can_read(model_name, record_id)  # its query may flush, forgetting the others
+    g.setdefault("_birga_can_read", {})[key] = answer
+    return answer
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_reads(session: Session, _context: Any) -> None:
+    if has_request_context():
+        g.pop("_birga_can_read", None)
+
+
+def _can_read(model_name: str, record_id: int) -> bool:
     model = record_model(model_name)
     if model is None:
         return False

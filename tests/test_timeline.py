@@ -428,3 +428,24 @@ def test_messages_keep_nested_plurals_contexts_and_firm_labels(app):
             assert render(labelled).startswith("Кому: ") and "Mūsu" not in render(labelled)
         with force_locale("en"):
             assert render(labelled) == "To: Change"
+
+
+def test_a_record_is_checked_once_per_request_and_again_after_a_flush(app, deal, make_user):
+    """A card asks for its record once per panel (timeline, activities, files)."""
+    from core.security import Role, register_record_rule, seed_default_roles, set_user_roles
+    from core.testing import statements
+
+    sam = make_user("sam")
+    register_record_rule(Deal, "owner_id", app=app)
+    seed_default_roles()
+    set_user_roles(sam, [db.session.scalar(select(Role.id).where(Role.code == "salesperson"))])
+    deal.owner_id = sam.id
+    db.session.commit()
+    deal_id = deal.id
+    with acting_as(app, sam):
+        with statements() as seen:
+            assert can_read(MODEL, deal_id) and can_read(MODEL, deal_id)
+        assert len([s for s in seen if "test_timeline_deal" in s]) == 1
+        deal.owner_id = None  # someone else's now; the flush forgets the answer
+        db.session.flush()
+        assert not can_read(MODEL, deal_id)
