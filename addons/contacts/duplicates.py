@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from core.api import _l, db
@@ -86,6 +87,25 @@ def vat_variants(vat: str | None, country: str | None = None) -> set[str]:
     return found
 
 
+def _bare_vat(column: Any) -> Any:
+    """SQL for a stored tax number without its two-letter country prefix (`vat_variants`'
+    rule: two letters, then a digit), on SQLite and PostgreSQL alike."""
+    head = func.upper(func.substr(column, 1, 2))
+    letters = and_(func.substr(head, 1, 1).between("A", "Z"),
+                   func.substr(head, 2, 1).between("A", "Z"))
+    prefixed = and_(letters, func.substr(column, 3, 1).between("0", "9"),
+                    func.length(column) > 4)
+    return case((prefixed, func.substr(column, 3)), else_=column)
+
+
+def _vat_country(partner: Any) -> Any:
+    """SQL for the country a partner's tax number belongs to: its prefix, else the partner's
+    country, else "" (unknown)."""
+    column = partner.vat
+    return case((_bare_vat(column) != column, func.upper(func.substr(column, 1, 2))),
+                else_=func.coalesce(func.upper(partner.country), ""))
+
+
 def _safe_email(raw: str) -> str | None:
     try:
         return normalize_email(raw)
@@ -151,12 +171,19 @@ def _pairs_by_key(reason: str, within: Select | None) -> Select:
     found first with a GROUP BY over the key's index, so the self-join only touches those."""
     one, two = aliased(Partner), aliased(Partner)
     if reason == "vat":
-        shared = (select(Partner.vat.label("key")).where(Partner.vat.is_not(None),
-                                                          Partner.vat != "")
-                  .group_by(Partner.vat).having(func.count() > 1).cte(f"dup_{reason}"))
+        bare = _bare_vat(Partner.vat)
+        shared = (select(bare.label("key")).where(Partner.vat.is_not(None), Partner.vat != "")
+                  .group_by(bare).having(func.count() > 1).cte(f"dup_{reason}"))
+        one_bare, two_bare = _bare_vat(one.vat), _bare_vat(two.vat)
+        # "LV4000…" and a Latvian "4000…" are one company (forms store LV and RO numbers
+        # bare, an import without a country keeps the prefix); "LV4000…" and "EE4000…", or
+        # a Latvian and a Romanian "4000…", are two. A bare number without a country matches
+        # any, as on the form (`vat_variants`).
+        one_land, two_land = _vat_country(one), _vat_country(two)
+        same_country = or_(one_land == two_land, one_land == "", two_land == "")
         stmt = (select(one.id, one.name, two.id, two.name, one.vat)
-                .join(two, and_(two.vat == one.vat, two.id > one.id))
-                .where(one.vat.in_(select(shared.c.key))))
+                .join(two, and_(two_bare == one_bare, two.id > one.id, same_country))
+                .where(one_bare.in_(select(shared.c.key))))
     else:
         child = PartnerPhone if reason == "phone" else PartnerEmail
         key = child.number if reason == "phone" else child.email_key

@@ -115,6 +115,26 @@ def test_pairs_are_listed_per_reason_and_limited_to_what_the_user_sees(app, make
     assert len(first_page) == 2 and more
 
 
+def test_the_duplicates_page_pairs_a_tax_number_with_and_without_its_country_prefix(app):
+    prefixed = partner("SIA Būve", kind="company", vat="LV40003000001")
+    bare = partner("Būve", kind="company", vat="40003000001")
+    bare.country = "LV"
+    partner("Ehitus OÜ", kind="company", vat="EE40003000001")  # another country's number
+    romanian = partner("Construct SRL", kind="company", vat="40003000001")
+    romanian.country = "RO"
+    partner("Other", kind="company", vat="40003000009")
+    db.session.commit()
+    pairs = duplicate_pairs("vat")[0]
+    assert [(p.first_id, p.second_id) for p in pairs] == [(prefixed.id, bare.id)]
+    assert duplicates_count("vat") == 1
+
+
+def duplicates_count(reason: str) -> int:
+    from addons.contacts.duplicates import count_pairs
+
+    return count_pairs()[reason]
+
+
 def test_duplicates_page_is_for_managers(app, client, make_user, login):
     manager, seller = make_user("manager"), make_user("seller")
     assign_roles(manager, "sales_manager")
