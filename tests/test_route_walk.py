@@ -229,6 +229,7 @@ OTHER_ROUTES: dict[str, dict[str, str]] = {
     "/documents/offers/new": {}, "/documents/products": {}, "/documents/products/import": {},
     "/documents/products/new": {}, "/documents/templates": {}, "/documents/templates/new": {},
     "/locale": {}, "/logout": {}, "/pipeline/": {}, "/pipeline/calls/import": {},
+    "/pipeline/import": {},
     "/pipeline/calls/report": {}, "/pipeline/deals": {}, "/pipeline/deals.csv": {},
     "/pipeline/deals/new": {}, "/pipeline/leads": {}, "/pipeline/leads/new": {},
     "/pipeline/reports/": {}, "/pipeline/reports/<name>": {"name": "=funnel"},

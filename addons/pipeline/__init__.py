@@ -23,6 +23,7 @@ def init_app(app: Flask, addon: AddonContext) -> None:
     from . import hooks
 
     addon.permission("pipeline.export", _l("Export deals"))
+    addon.permission("pipeline.import", _l("Import deals"))
     addon.menu("sales", _l("Sales"), None, sequence=20, permission="pipeline.read")
     addon.menu("sales.board", _l("Board"), "pipeline.index", parent="sales", sequence=10,
                permission="pipeline.read")

@@ -349,6 +349,7 @@ def deals():
     return render_template("pipeline/deals.html", cards=cards, more=more, page=page,
                            rows=rows, filters=filters, pipeline_id=pipeline_id,
                            can_export=current_user.has_permission("pipeline.export"),
+                           can_import=current_user.has_permission("pipeline.import"),
                            **_filter_options(), **_helpers())
 
 
@@ -587,5 +588,6 @@ def deal(deal_id: int):
 
 # Colleagues' route modules register on `bp` here (one line each).
 from . import config_views  # noqa: E402,F401,I001
+from . import deal_import  # noqa: E402,F401
 from . import lead_views  # noqa: E402,F401
 from . import report_views  # noqa: E402,F401

@@ -6,6 +6,7 @@ timeline lines. Lost needs a reason from the editable list; Won records the date
 """
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -224,8 +225,20 @@ def _paths(client, login, user, stages, reason):
                   lost_reason=lost_reason_id, **extra)
         db.session.commit()
 
+    def spreadsheet(deal_id, stage, lost_reason_id=None, lost_note=None, amount=None):
+        """The deal import, with the export's columns (number, stage, amount, reason)."""
+        reason_name = db.session.get(LostReason, lost_reason_id).name if lost_reason_id else ""
+        body = ("Number;Stage;Amount;Lost reason;Comment on the loss\n"
+                f"{deal_id};{stage.name};{amount or ''};{reason_name};{lost_note or ''}\n")
+        response = client.post("/pipeline/import", data={
+            "csrf_token": token, "action": "import",
+            "file": (io.BytesIO(body.encode()), "deals.csv")},
+            content_type="multipart/form-data")
+        db.session.expire_all()
+        assert "Imported. New deals: 0, updated: 1." in response.get_data(as_text=True)
+
     return {"board": board_json, "card": card_form, "page": page_move_form, "form": deal_form,
-            "api": api, "direct": direct}
+            "api": api, "import": spreadsheet, "direct": direct}
 
 
 def test_the_same_moves_give_the_same_result_through_every_path(app, client, login,
@@ -234,7 +247,8 @@ def test_the_same_moves_give_the_same_result_through_every_path(app, client, log
     paths = _paths(client, login, user, stages, reason)
     results = {}
     expected_vias = {"board": {"board"}, "card": {"board", "form"}, "page": {"form"},
-                     "form": {"form"}, "api": {"api"}, "direct": {"api"}}
+                     "form": {"form"}, "api": {"api"}, "import": {"import"},
+                     "direct": {"api"}}
     for name, move in paths.items():
         deal = create_deal(title=f"Deal via {name}", pipeline=pipeline, user=user,
                            amount="100", currency="EUR")
