@@ -3,8 +3,10 @@
 The board never loads a whole pipeline: each column's top N cards come from a LIMIT query over
 the board index (`pipeline_id, active, stage_id, sequence, id`), all columns in ONE statement
 (`column_cards`), so the number of queries depends neither on the number of deals nor on the
-number of stages; the rest of each column is counted and summed per currency with ONE
-`GROUP BY stage_id, currency`. Totals never mix currencies; a converted total in the company
+number of stages; each column's count and sums per currency come from ONE query over the
+totals the database keeps per stage, currency, owner and team (`totals`: a few hundred rows
+whatever the number of deals), or, for a filter those totals cannot answer (a tag, a search),
+ONE `GROUP BY stage_id, currency` over the deals. Totals never mix currencies; a converted total in the company
 currency, at today's dated rates (`core.refdata.rate_on`, one lookup per currency on the
 board), is shown beside them.
 
@@ -29,6 +31,7 @@ from addons.contacts.models import Partner
 from core.api import User, company_currency, db, read, scoped
 
 from .models import Deal, DealTag, Pipeline, Stage, Tag
+from .totals import DealTotal, totals_clause
 
 __all__ = ["BoardColumn", "DealFilters", "board_columns", "card_rows", "converted_total",
            "deal_list"]
@@ -290,21 +293,36 @@ def board_columns(pipeline: Pipeline, user: User | None, filters: DealFilters, *
         for stage_id, shown in found.items():
             columns[stage_id].cards = shown
         attach_tags([card for shown in found.values() for card in shown])
-    # The cards' WHERE (record rules, filters), built once: counted and summed per currency.
-    totals = base.with_only_columns(Deal.stage_id, Deal.currency, func.count(),
-                                    func.coalesce(func.sum(Deal.amount), 0)) \
-        .group_by(Deal.stage_id, Deal.currency)
-    for stage_id, currency, count, amount in read(totals):
+    for stage_id, currency, count, amount in _column_totals(base):
         column = columns.get(stage_id)
         if column is None:
             continue
-        column.count += int(count)
-        column.totals[currency] = column.totals.get(currency, Decimal(0)) + Decimal(amount)
+        column.count += count
+        column.totals[currency] = column.totals.get(currency, Decimal(0)) + amount
     rates = _rates({c for col in columns.values() for c in col.totals}, on_date)
     for column in columns.values():
         column.totals = dict(sorted(column.totals.items()))
         column.converted, column.missing_rates = converted_total(column.totals, rates)
     return [columns[s.id] for s in stages]
+
+
+def _column_totals(base: Select) -> list[tuple[int, str, int, Decimal]]:
+    """(stage, currency, deals, amount) for the deals `base` selects (the cards' WHERE:
+    record rules, filters): from the kept totals (`totals`) when that WHERE reads only
+    columns they keep, else counted and summed over the deals."""
+    where = totals_clause(base.whereclause)
+    if where is not None:
+        kept = DealTotal.__table__.c
+        return [(stage_id, currency, int(count), Decimal(cents).scaleb(-2))
+                for stage_id, currency, count, cents in read(
+                    select(kept.stage_id, kept.currency, func.sum(kept.deals),
+                           func.sum(kept.cents)).where(where)
+                    .group_by(kept.stage_id, kept.currency)).all()]
+    return [(stage_id, currency, int(count), Decimal(amount))
+            for stage_id, currency, count, amount in read(
+                base.with_only_columns(Deal.stage_id, Deal.currency, func.count(),
+                                       func.coalesce(func.sum(Deal.amount), 0))
+                .group_by(Deal.stage_id, Deal.currency)).all()]
 
 
 def _rates(currencies: set[str], on_date: date | None) -> dict[str, Decimal | None]:

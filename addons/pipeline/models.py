@@ -284,5 +284,6 @@ class Capacity(db.Model):
     live_deals: Mapped[int] = mapped_column(Integer, default=150)
 
 
-from . import lead_models  # noqa: E402,F401
+# The deal totals table and its triggers (see totals.py).
+from . import lead_models, totals  # noqa: E402,F401
 from .rotation_models import OwnerMove  # noqa: E402,F401
