@@ -81,6 +81,7 @@ from .security import (  # noqa: E402
     permission_required,
     register_record_rule,
     rule_clause,
+    rule_clause_on,
     scoped,
     seed_default_roles,
     visible,
@@ -88,7 +89,7 @@ from .security import (  # noqa: E402
 
 __all__ += [
     "Role", "Team", "assign_roles", "get_or_404", "permission_required", "register_record_rule",
-    "rule_clause", "scoped", "seed_default_roles", "visible",
+    "rule_clause", "rule_clause_on", "scoped", "seed_default_roles", "visible",
 ]
 # Timeline, audit log and attachments on any record (core.timeline, core.audit, core.storage).
 from .audit import AuditLog, audit, audit_changes, audit_subject  # noqa: E402

@@ -17,7 +17,7 @@ everywhere, never a 403 that would reveal it exists.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from functools import cache, lru_cache, wraps
@@ -452,6 +452,19 @@ def _entity(stmt: Select) -> type:
 
 def rule_clause(model: type, user: Any = None) -> Any:
     """The WHERE clause keeping only the rows of `model` the user may see; None: no filter."""
+    return _rule(model, user, None)
+
+
+def rule_clause_on(model: type, columns: Mapping[str, Any], user: Any = None) -> Any:
+    """`model`'s rule written over `columns` ({"owner_id": ..., "team_id": ...}, by the rule's
+    attribute names) instead of the model's own: for a table that keeps rows of `model`
+    grouped by owner and team (counts, sums), so that it shows a user what the rule lets her
+    see. Raises LookupError when the rule reads more than those columns (a `where` of its
+    own, or an attribute missing from `columns`)."""
+    return _rule(model, user, columns)
+
+
+def _rule(model: type, user: Any, columns: Mapping[str, Any] | None) -> Any:
     user = _user(user)
     if user is None or not getattr(user, "is_authenticated", False):
         return false()
@@ -461,16 +474,24 @@ def rule_clause(model: type, user: Any = None) -> Any:
     scope = scope_for(user, spec.key)
     if scope == "none":
         return false()
-    extra = spec.where(user) if spec.where is not None and not user.is_admin else None
+    extra = None
+    if spec.where is not None and not user.is_admin:
+        if columns is not None:
+            raise LookupError(f"the record rule of {spec.key} has a condition of its own")
+        extra = spec.where(user)
     if scope == "all":
         return extra
-    owner = getattr(model, spec.owner_attr)
+
+    def column(attr: str) -> Any:
+        return getattr(model, attr) if columns is None else columns[attr]
+
+    owner = column(spec.owner_attr)
     if scope == "own":
         clause = owner == user.id
     else:
         mine = [owner == user.id, owner.in_(_teammates(user.id))]
         if spec.team_attr:
-            mine.append(getattr(model, spec.team_attr).in_(_team_ids(user.id)))
+            mine.append(column(spec.team_attr).in_(_team_ids(user.id)))
         clause = or_(*mine)
     return clause if extra is None else and_(clause, extra)
 

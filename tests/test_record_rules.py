@@ -242,3 +242,29 @@ def test_anonymous_visitors_see_no_records(world):
     from flask_login import AnonymousUserMixin
 
     assert db.session.scalars(visible(Deal, user=AnonymousUserMixin())).all() == []
+
+
+def test_a_rule_written_over_a_grouped_tables_columns_keeps_the_same_rows(world):
+    """`rule_clause_on`: the rule over the owner and team columns of a table that keeps the
+    records grouped by owner and team gives each user the groups of the records she sees."""
+    from sqlalchemy import func
+
+    from core.security import rule_clause_on
+
+    deal = Deal.__table__
+    world.deals["nobody"].team_id = world.team_a.id
+    db.session.commit()
+    groups = select(deal.c.owner_id, deal.c.team_id, func.count().label("n")) \
+        .group_by(deal.c.owner_id, deal.c.team_id).subquery()
+    columns = {"owner_id": groups.c.owner_id, "team_id": groups.c.team_id}
+    for login in ("root", "boss", "sam", "sue", "nobody"):
+        user = world.users[login]
+        rule = rule_clause_on(Deal, columns, user)
+        stmt = select(func.coalesce(func.sum(groups.c.n), 0))
+        kept = db.session.scalar(stmt if rule is None else stmt.where(rule))
+        assert kept == len(world.seen_by(login)), login
+    register_record_rule(Deal, owner_attr="owner_id", team_attr="team_id", app=world.app,
+                         where=lambda user: Deal.title.not_like("%-s%"))
+    with pytest.raises(LookupError):  # the addon's own condition reads the deal's columns
+        rule_clause_on(Deal, columns, world.users["boss"])
+    assert rule_clause_on(Deal, columns, world.users["root"]) is None  # admins: no rule

@@ -6,9 +6,9 @@ the board index (`pipeline_id, active, stage_id, sequence, id`), all columns in 
 number of stages; each column's count and sums per currency come from ONE query over the
 totals the database keeps per stage, currency, owner and team (`totals`: a few hundred rows
 whatever the number of deals), or, for a filter those totals cannot answer (a tag, a search),
-ONE `GROUP BY stage_id, currency` over the deals. Totals never mix currencies; a converted total in the company
-currency, at today's dated rates (`core.refdata.rate_on`, one lookup per currency on the
-board), is shown beside them.
+ONE `GROUP BY stage_id, currency` over the deals. Totals never mix currencies; a converted
+total in the company currency, at today's dated rates (`core.refdata.rate_on`, one lookup per
+currency on the board), is shown beside them.
 
 Every query starts from `core.security.scoped`, so the record rules (own / team / all) apply
 to the cards, the counts, the sums, the list and the export alike.
@@ -28,10 +28,10 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from addons.contacts.models import Partner
-from core.api import User, company_currency, db, read, scoped
+from core.api import User, company_currency, db, read, rule_clause_on, scoped
 
 from .models import Deal, DealTag, Pipeline, Stage, Tag
-from .totals import DealTotal, totals_clause
+from .totals import KEPT, KEPT_COLUMNS, DealTotal
 
 __all__ = ["BoardColumn", "DealFilters", "board_columns", "card_rows", "converted_total",
            "deal_list"]
@@ -86,25 +86,32 @@ class DealFilters:
         return bool(self.args())
 
     def apply(self, stmt: Select) -> Select:
+        conditions = self.conditions(Deal)
+        return stmt.where(*conditions) if conditions else stmt
+
+    def conditions(self, columns: Any) -> list[Any]:
+        """The filters as conditions over `columns`: `Deal`, or the kept totals' columns
+        (`totals.KEPT`), which lack the deal's own (id, title, next activity): AttributeError
+        when a filter needs one of those."""
+        found = []
         if self.owner:
-            stmt = stmt.where(Deal.owner_id == self.owner)
+            found.append(columns.owner_id == self.owner)
         if self.unassigned:
-            stmt = stmt.where(Deal.owner_id.is_(None))
+            found.append(columns.owner_id.is_(None))
         if self.team:
-            stmt = stmt.where(Deal.team_id == self.team)
+            found.append(columns.team_id == self.team)
         if self.tag:
-            stmt = stmt.where(Deal.id.in_(select(DealTag.deal_id).where(
+            found.append(columns.id.in_(select(DealTag.deal_id).where(
                 DealTag.tag_id == self.tag)))
         if self.no_next:
-            stmt = stmt.where(Deal.next_activity_at.is_(None))
+            found.append(columns.next_activity_at.is_(None))
         if self.q:
-            stmt = stmt.where(func.lower(Deal.title).contains(self.q.lower(),
-                                                              autoescape=True))
+            found.append(func.lower(columns.title).contains(self.q.lower(), autoescape=True))
         if self.stage:
-            stmt = stmt.where(Deal.stage_id == self.stage)
+            found.append(columns.stage_id == self.stage)
         if self.open:
-            stmt = stmt.where(Deal.stage_id.in_(select(Stage.id).where(Stage.kind == "open")))
-        return stmt
+            found.append(columns.stage_id.in_(select(Stage.id).where(Stage.kind == "open")))
+        return found
 
 
 class Card:
@@ -293,7 +300,7 @@ def board_columns(pipeline: Pipeline, user: User | None, filters: DealFilters, *
         for stage_id, shown in found.items():
             columns[stage_id].cards = shown
         attach_tags([card for shown in found.values() for card in shown])
-    for stage_id, currency, count, amount in _column_totals(base):
+    for stage_id, currency, count, amount in _column_totals(base, pipeline, user, filters):
         column = columns.get(stage_id)
         if column is None:
             continue
@@ -306,23 +313,38 @@ def board_columns(pipeline: Pipeline, user: User | None, filters: DealFilters, *
     return [columns[s.id] for s in stages]
 
 
-def _column_totals(base: Select) -> list[tuple[int, str, int, Decimal]]:
+def _column_totals(base: Select, pipeline: Pipeline, user: User | None,
+                   filters: DealFilters) -> list[tuple[int, str, int, Decimal]]:
     """(stage, currency, deals, amount) for the deals `base` selects (the cards' WHERE:
-    record rules, filters): from the kept totals (`totals`) when that WHERE reads only
-    columns they keep, else counted and summed over the deals."""
-    where = totals_clause(base.whereclause)
+    record rules, filters): from the kept totals (`totals`) when the rule and the filters
+    read only columns they keep, else counted and summed over the deals."""
+    where = kept_totals_where(pipeline.id, user, filters)
     if where is not None:
         kept = DealTotal.__table__.c
         return [(stage_id, currency, int(count), Decimal(cents).scaleb(-2))
                 for stage_id, currency, count, cents in read(
                     select(kept.stage_id, kept.currency, func.sum(kept.deals),
-                           func.sum(kept.cents)).where(where)
+                           func.sum(kept.cents)).where(*where)
                     .group_by(kept.stage_id, kept.currency)).all()]
     return [(stage_id, currency, int(count), Decimal(amount))
             for stage_id, currency, count, amount in read(
                 base.with_only_columns(Deal.stage_id, Deal.currency, func.count(),
                                        func.coalesce(func.sum(Deal.amount), 0))
                 .group_by(Deal.stage_id, Deal.currency)).all()]
+
+
+def kept_totals_where(pipeline_id: int, user: User | None,
+                      filters: DealFilters) -> list[Any] | None:
+    """The board's WHERE (active deals of the pipeline, record rules, filters) over the kept
+    totals' columns; None when the rule or a filter reads a column they do not keep."""
+    try:
+        rule = rule_clause_on(Deal, KEPT, user)
+        wanted = filters.conditions(KEPT_COLUMNS)
+    except (LookupError, AttributeError):
+        return None
+    kept = DealTotal.__table__.c
+    where = [kept.pipeline_id == pipeline_id, kept.active.is_(True), *wanted]
+    return where if rule is None else [*where, rule]
 
 
 def _rates(currencies: set[str], on_date: date | None) -> dict[str, Decimal | None]:

@@ -12,18 +12,19 @@ Owner and team are stored as 0 for "nobody" so the key has no NULL (a unique key
 as distinct); amounts as integer cents (`pipeline_deal.amount` is NUMERIC(18,2)), so adding and
 subtracting never drifts as floats would on SQLite.
 
-`totals_clause` rewrites the board's WHERE (record rules and filters, built for `select(Deal)`)
-over this table when it only reads columns the table keeps; a filter on anything else (a tag,
-a title search, "no next activity") returns None and the caller counts the deals themselves.
+`KEPT` / `KEPT_COLUMNS` name the deal columns this table keeps, as expressions over it, so the
+board writes its record rule (`core.api.rule_clause_on`) and its filters over them; a filter on
+anything else (a tag, a title search, "no next activity") cannot be answered here and the
+board counts the deals themselves.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    ColumnElement,
     Integer,
     String,
     event,
@@ -32,14 +33,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.sql import visitors
-from sqlalchemy.sql.schema import Column
 
 from core.api import db
 
 from .models import Deal
 
-__all__ = ["DealTotal", "create_triggers", "drop_triggers", "refill", "totals_clause"]
+__all__ = ["KEPT", "KEPT_COLUMNS", "DealTotal", "create_triggers", "drop_triggers", "refill"]
 
 
 class DealTotal(db.Model):
@@ -181,42 +180,15 @@ event.listen(DealTotal.__table__, "after_create", _after_create)
 DealTotal.__table__.add_is_dependent_on(Deal.__table__)
 
 
-def totals_clause(where: ColumnElement[bool] | None) -> ColumnElement[bool] | None:
-    """`where` (over `pipeline_deal`) as the same condition over `pipeline_deal_total`, or
-    None when it reads a deal column the totals do not keep (then count the deals)."""
-    deal = Deal.__table__
-    total = DealTotal.__table__.c
-    columns = {
-        deal.c.pipeline_id: total.pipeline_id, deal.c.active: total.active,
-        deal.c.stage_id: total.stage_id, deal.c.currency: total.currency,
-        deal.c.owner_id: func.nullif(total.owner_key, 0),
-        deal.c.team_id: func.nullif(total.team_key, 0),
-    }
-    if where is None:
-        return None
-    missing = False
-
-    def replace(element: Any) -> Any:
-        nonlocal missing
-        if isinstance(element, Column) and element.table is deal:
-            found = columns.get(element)
-            if found is None:
-                missing = True
-            return found
-        return None
-
-    adapted = visitors.replacement_traverse(where, {}, replace)
-    if missing or _reads_deals(adapted):
-        return None
-    return adapted
-
-
-def _reads_deals(clause: Any) -> bool:
-    """Whether `clause` still names the deals table (an alias, a subquery over deals)."""
-    deal = Deal.__table__
-    for element in visitors.iterate(clause):
-        if element is deal or getattr(element, "table", None) is deal:
-            return True
-        if getattr(element, "element", None) is deal:  # an alias of it
-            return True
-    return False
+#: The deal columns the totals keep, by the deal's attribute names, as expressions over the
+#: totals (owner and team back to NULL for nobody, so `owner_id IS NULL` means the same).
+KEPT: dict[str, Any] = {
+    "pipeline_id": DealTotal.__table__.c.pipeline_id,
+    "active": DealTotal.__table__.c.active,
+    "stage_id": DealTotal.__table__.c.stage_id,
+    "currency": DealTotal.__table__.c.currency,
+    "owner_id": func.nullif(DealTotal.__table__.c.owner_key, 0),
+    "team_id": func.nullif(DealTotal.__table__.c.team_key, 0),
+}
+#: The same as attributes (`KEPT_COLUMNS.owner_id`), where code reads `Deal.owner_id`.
+KEPT_COLUMNS = SimpleNamespace(**KEPT)
