@@ -18,7 +18,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from . import formatting, i18n, jobs, read_requests, records
+from . import formatting, gc_freeze, i18n, jobs, read_requests, records
 from .addons import Addon, discover, resolve
 from .extensions import csrf, db, login_manager
 from .loader import extend_addons_package, import_models, load_addon
@@ -164,6 +164,7 @@ def create_app(config: dict[str, Any] | None = None, addons: list[str] | None = 
 
     db.init_app(app)
     read_requests.init_app(app)  # before any other before_request reads the database
+    gc_freeze.init_app(app)  # serving processes: the built app leaves the GC's care
     login_manager.init_app(app)
     csrf.init_app(app)
     for module in CORE_MODEL_MODULES:

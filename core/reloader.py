@@ -8,6 +8,7 @@ on any number of hosts converge without a restart.
 """
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -52,6 +53,7 @@ class AddonReloader:
             with self._lock:
                 if seen != self.app.extensions["birga"].sequence:
                     old = self.app
+                    gc.unfreeze()  # the old app's objects may go (the new one refreezes)
                     self.app = self._factory(**self._kwargs)
                     old.logger.info("Addon set changed (sequence %s): app rebuilt", seen)
         return self.app
