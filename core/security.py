@@ -485,15 +485,22 @@ def _rule(model: type, user: Any, columns: Mapping[str, Any] | None) -> Any:
     def column(attr: str) -> Any:
         return getattr(model, attr) if columns is None else columns[attr]
 
-    owner = column(spec.owner_attr)
-    if scope == "own":
-        clause = owner == user.id
-    else:
-        mine = [owner == user.id, owner.in_(_teammates(user.id))]
-        if spec.team_attr:
-            mine.append(column(spec.team_attr).in_(_team_ids(user.id)))
-        clause = or_(*mine)
+    team = column(spec.team_attr) if spec.team_attr and scope != "own" else None
+    clause = _mine(column(spec.owner_attr), team, user.id, scope)
     return clause if extra is None else and_(clause, extra)
+
+
+@lru_cache(maxsize=4096)
+def _mine(owner: Any, team: Any, user_id: int, scope: str) -> Any:
+    """The own/team condition, built once per column, user and scope: the same object on
+    every request lets a page keep the statements it builds on it (their SQL cache keys are
+    computed once, see `pipeline.board`); team membership stays a subquery, read at run time."""
+    if scope == "own":
+        return owner == user_id
+    mine = [owner == user_id, owner.in_(_teammates(user_id))]
+    if team is not None:
+        mine.append(team.in_(_team_ids(user_id)))
+    return or_(*mine)
 
 
 def _user(user: Any) -> Any:

@@ -10,15 +10,17 @@ ONE `GROUP BY stage_id, currency` over the deals. Totals never mix currencies; a
 total in the company currency, at today's dated rates (`core.refdata.rate_on`, one lookup per
 currency on the board), is shown beside them.
 
-Every query starts from `core.security.scoped`, so the record rules (own / team / all) apply
-to the cards, the counts, the sums, the list and the export alike.
+Every query carries `core.security.rule_clause` (`rule_clause_on` for the kept totals), so the
+record rules (own / team / all) apply to the cards, the counts, the sums, the list and the
+export alike.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 
 from babel.numbers import get_currency_precision
@@ -28,13 +30,13 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from addons.contacts.models import Partner
-from core.api import User, company_currency, db, read, rule_clause_on, scoped
+from core.api import User, company_currency, db, read, rule_clause, rule_clause_on
 
 from .models import Deal, DealTag, Pipeline, Stage, Tag
 from .totals import KEPT, KEPT_COLUMNS, DealTotal
 
 __all__ = ["BoardColumn", "DealFilters", "board_columns", "card_rows", "converted_total",
-           "deal_list"]
+           "deal_list", "kept_totals_statement"]
 
 #: Cards loaded per column; the rest is counted ("and 1 234 more").
 DEFAULT_CARDS = 50
@@ -153,8 +155,29 @@ class BoardColumn:
         return max(self.count - len(self.cards), 0)
 
 
+# Statements are built once per record rule and filters and then reused: the rule clause is
+# the same object for the same user and scope (`core.security`), so the select built on it is
+# looked up here instead of rebuilt, and SQLAlchemy computes the SQL cache key of a reused
+# statement once, not on every request (for a manager's board or list, walking the rule's
+# team subqueries cost more than running the query). Values a request varies (page, stage
+# ids) are part of the key; the caches are bounded.
+_STATEMENTS = 1024
+
+
 def _visible_deals(user: User | None, filters: DealFilters) -> Select:
-    return filters.apply(scoped(select(Deal).where(Deal.active.is_(True)), user))
+    """Active deals the user may see (record rules), filtered."""
+    return _visible(rule_clause(Deal, user), astuple(filters))
+
+
+@lru_cache(maxsize=_STATEMENTS)
+def _visible(rule: Any, filters: tuple[Any, ...]) -> Select:
+    stmt = select(Deal).where(Deal.active.is_(True))
+    return DealFilters(*filters).apply(stmt if rule is None else stmt.where(rule))
+
+
+@lru_cache(maxsize=_STATEMENTS)
+def _in_pipeline(stmt: Select, pipeline_id: int | None) -> Select:
+    return stmt.where(Deal.pipeline_id == pipeline_id) if pipeline_id else stmt
 
 
 #: Built once: fresh aliases per call would cost SQLAlchemy an adaptation per column.
@@ -242,11 +265,6 @@ def _cards_of(rows: Any, stages: Mapping[int, Stage]) -> list[Card]:
                  probability, sequence, person, company, owner, login) in rows]
 
 
-def board_cards(stmt: Select, stages: Mapping[int, Stage]) -> list[Card]:
-    """Cards for a `select(Deal)` (its WHERE, ORDER BY, LIMIT), as plain rows."""
-    return _cards_of(read(_card_select(stmt)).all(), stages)
-
-
 def column_cards(base: Select, stages: Mapping[int, Stage], stage_ids: list[int],
                  per_column: int) -> dict[int, list[Card]]:
     """The top `per_column` cards of each stage in ONE statement, each stage's cards read
@@ -259,17 +277,8 @@ def column_cards(base: Select, stages: Mapping[int, Stage], stage_ids: list[int]
     """
     if not stage_ids:
         return {}
-    cards = _card_select(base)
-    if db.session.get_bind().dialect.name == "postgresql":
-        wanted = select(Stage.id).where(Stage.id.in_(stage_ids)).subquery()
-        top = cards.where(Deal.stage_id == wanted.c.id).order_by(Deal.sequence, Deal.id) \
-            .limit(per_column).lateral()
-        stmt = select(top).select_from(wanted).join(top, true())
-    else:
-        parts = [cards.where(Deal.stage_id == stage_id).order_by(Deal.sequence, Deal.id)
-                 .limit(per_column) for stage_id in stage_ids]
-        stmt = parts[0] if len(parts) == 1 else union_all(
-            *(select(p.subquery()) for p in parts))
+    stmt = _columns_statement(base, tuple(stage_ids), per_column,
+                              db.session.get_bind().dialect.name)
     by_stage: dict[int, list[Card]] = {stage_id: [] for stage_id in stage_ids}
     # `.all()`: one fetchall; iterating the result steps SQLite once per row, 2-3x slower.
     for card in _cards_of(read(stmt).all(), stages):
@@ -277,6 +286,20 @@ def column_cards(base: Select, stages: Mapping[int, Stage], stage_ids: list[int]
     for found in by_stage.values():  # neither promises an order across stages: sort again
         found.sort(key=_card_order)
     return by_stage
+
+
+@lru_cache(maxsize=_STATEMENTS)
+def _columns_statement(base: Select, stage_ids: tuple[int, ...], per_column: int,
+                       dialect: str) -> Select:
+    cards = _card_select(base)
+    if dialect == "postgresql":
+        wanted = select(Stage.id).where(Stage.id.in_(stage_ids)).subquery()
+        top = cards.where(Deal.stage_id == wanted.c.id).order_by(Deal.sequence, Deal.id) \
+            .limit(per_column).lateral()
+        return select(top).select_from(wanted).join(top, true())
+    parts = [cards.where(Deal.stage_id == stage_id).order_by(Deal.sequence, Deal.id)
+             .limit(per_column) for stage_id in stage_ids]
+    return parts[0] if len(parts) == 1 else union_all(*(select(p.subquery()) for p in parts))
 
 
 def _card_order(card: Card) -> tuple[int, int]:
@@ -291,7 +314,7 @@ def board_columns(pipeline: Pipeline, user: User | None, filters: DealFilters, *
     stages = list(db.session.scalars(select(Stage).where(Stage.pipeline_id == pipeline.id)
                                      .order_by(Stage.sequence, Stage.id)))
     by_stage = {s.id: s for s in stages}
-    base = _visible_deals(user, filters).where(Deal.pipeline_id == pipeline.id)
+    base = _in_pipeline(_visible_deals(user, filters), pipeline.id)
     columns = {s.id: BoardColumn(s, []) for s in stages}
     # A folded column shows its count and totals only.
     if cards:
@@ -318,33 +341,44 @@ def _column_totals(base: Select, pipeline: Pipeline, user: User | None,
     """(stage, currency, deals, amount) for the deals `base` selects (the cards' WHERE:
     record rules, filters): from the kept totals (`totals`) when the rule and the filters
     read only columns they keep, else counted and summed over the deals."""
-    where = kept_totals_where(pipeline.id, user, filters)
-    if where is not None:
-        kept = DealTotal.__table__.c
+    kept = kept_totals_statement(pipeline.id, user, filters)
+    if kept is not None:
         return [(stage_id, currency, int(count), Decimal(cents).scaleb(-2))
-                for stage_id, currency, count, cents in read(
-                    select(kept.stage_id, kept.currency, func.sum(kept.deals),
-                           func.sum(kept.cents)).where(*where)
-                    .group_by(kept.stage_id, kept.currency)).all()]
+                for stage_id, currency, count, cents in read(kept).all()]
     return [(stage_id, currency, int(count), Decimal(amount))
-            for stage_id, currency, count, amount in read(
-                base.with_only_columns(Deal.stage_id, Deal.currency, func.count(),
-                                       func.coalesce(func.sum(Deal.amount), 0))
-                .group_by(Deal.stage_id, Deal.currency)).all()]
+            for stage_id, currency, count, amount in read(_counted_totals(base)).all()]
 
 
-def kept_totals_where(pipeline_id: int, user: User | None,
-                      filters: DealFilters) -> list[Any] | None:
-    """The board's WHERE (active deals of the pipeline, record rules, filters) over the kept
-    totals' columns; None when the rule or a filter reads a column they do not keep."""
+@lru_cache(maxsize=_STATEMENTS)
+def _counted_totals(base: Select) -> Select:
+    return base.with_only_columns(Deal.stage_id, Deal.currency, func.count(),
+                                  func.coalesce(func.sum(Deal.amount), 0)) \
+        .group_by(Deal.stage_id, Deal.currency)
+
+
+def kept_totals_statement(pipeline_id: int, user: User | None,
+                          filters: DealFilters) -> Select | None:
+    """(stage, currency, deals, cents) of the board's deals (active, in the pipeline, record
+    rules, filters) from the kept totals; None when the rule or a filter reads a column they
+    do not keep."""
     try:
         rule = rule_clause_on(Deal, KEPT, user)
-        wanted = filters.conditions(KEPT_COLUMNS)
-    except (LookupError, AttributeError):
+    except LookupError:
+        return None
+    return _kept_totals(rule, astuple(filters), pipeline_id)
+
+
+@lru_cache(maxsize=_STATEMENTS)
+def _kept_totals(rule: Any, filters: tuple[Any, ...], pipeline_id: int) -> Select | None:
+    try:
+        wanted = DealFilters(*filters).conditions(KEPT_COLUMNS)
+    except AttributeError:
         return None
     kept = DealTotal.__table__.c
     where = [kept.pipeline_id == pipeline_id, kept.active.is_(True), *wanted]
-    return where if rule is None else [*where, rule]
+    return select(kept.stage_id, kept.currency, func.sum(kept.deals), func.sum(kept.cents)) \
+        .where(*where, *([] if rule is None else [rule])) \
+        .group_by(kept.stage_id, kept.currency)
 
 
 def _rates(currencies: set[str], on_date: date | None) -> dict[str, Decimal | None]:
@@ -386,14 +420,16 @@ def converted_total(totals: Mapping[str, Decimal], rates: Mapping[str, Decimal |
 def deal_list(user: User | None, filters: DealFilters, *, pipeline_id: int | None = None,
               page: int = 1, per_page: int = 50) -> tuple[list[Card], bool]:
     """A page of deals (newest first) and whether another page follows; no COUNT(*)."""
-    stmt = _visible_deals(user, filters)
-    if pipeline_id:
-        stmt = stmt.where(Deal.pipeline_id == pipeline_id)
-    stmt = stmt.order_by(Deal.id.desc()).offset((max(page, 1) - 1) * per_page) \
-        .limit(per_page + 1)
+    stmt = _list_statement(_in_pipeline(_visible_deals(user, filters), pipeline_id),
+                           (max(page, 1) - 1) * per_page, per_page + 1)
     stages = {s.id: s for s in db.session.scalars(select(Stage))}
-    cards = board_cards(stmt, stages)
+    cards = _cards_of(read(stmt).all(), stages)
     return cards[:per_page], len(cards) > per_page
+
+
+@lru_cache(maxsize=_STATEMENTS)
+def _list_statement(visible: Select, offset: int, limit: int) -> Select:
+    return _card_select(visible.order_by(Deal.id.desc()).offset(offset).limit(limit))
 
 
 def export_rows(user: User | None, filters: DealFilters, *, pipeline_id: int | None = None,

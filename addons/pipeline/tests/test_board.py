@@ -333,3 +333,37 @@ def test_a_board_move_reads_the_pipelines_stages_once(app, client, login, make_u
     reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")
              and "FROM pipeline_stage" in s]
     assert len(reads) == 1
+
+
+def test_reused_statements_follow_each_user_her_scope_and_her_team(app, north_team):
+    """The board and the list keep the statements they build per rule and filters: a second
+    reader, a role change and a team change must each still get what the rules allow."""
+    from sqlalchemy import delete, select
+
+    from addons.pipeline.board import deal_list
+    from core.security import Role, set_user_roles
+
+    pipeline, _stages = _funnel()
+    anna, boris, mara = north_team["anna"], north_team["boris"], north_team["mara"]
+    for person in (anna, boris, mara):
+        create_deal(title=f"Deal of {person.login}", pipeline=pipeline, user=person)
+    db.session.commit()
+
+    def seen(user):
+        listed = {c.deal.title for c in deal_list(user, DealFilters())[0]}
+        board = board_columns(pipeline, user, DealFilters())
+        assert listed == {c.deal.title for col in board for c in col.cards}
+        assert sum(col.count for col in board) == len(listed)
+        return listed
+
+    assert seen(anna) == {"Deal of anna"}
+    assert seen(anna) == {"Deal of anna"}  # the reused statements
+    assert seen(boris) == {"Deal of boris"}
+    assert seen(mara) == {"Deal of anna", "Deal of boris", "Deal of mara"}
+    manager = db.session.scalar(select(Role).where(Role.code == "sales_manager"))
+    set_user_roles(anna, [manager.id])  # own -> team: she sees her team (mara's North)
+    db.session.commit()
+    assert seen(anna) == {"Deal of anna", "Deal of boris", "Deal of mara"}
+    db.session.execute(delete(TeamMember).where(TeamMember.user_id == boris.id))
+    db.session.commit()
+    assert seen(mara) == {"Deal of anna", "Deal of mara"}  # boris left the team

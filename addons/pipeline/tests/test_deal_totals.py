@@ -122,7 +122,7 @@ def test_the_board_reads_the_same_totals_from_the_kept_table_as_from_the_deals(
     for user, filters in cases:
         kept = _board_totals(pipeline, user, filters)
         with monkeypatch.context() as patched:
-            patched.setattr(boardq, "kept_totals_where", lambda *args: None)
+            patched.setattr(boardq, "kept_totals_statement", lambda *args: None)
             counted = _board_totals(pipeline, user, filters)
         assert kept == counted, (user.login, filters)
     # And the kept totals really are read for those (one of the cases above, counted).
@@ -142,9 +142,9 @@ def test_filters_the_totals_do_not_keep_count_the_deals(app, north_team):
     db.session.flush()
     db.session.add(DealTag(deal_id=tagged.id, tag_id=tag.id))
     db.session.commit()
-    assert boardq.kept_totals_where(pipeline.id, anna, DealFilters()) is not None
+    assert boardq.kept_totals_statement(pipeline.id, anna, DealFilters()) is not None
     for filters in (DealFilters(tag=tag.id), DealFilters(q="tagg"), DealFilters(no_next=True)):
-        assert boardq.kept_totals_where(pipeline.id, anna, filters) is None, filters
+        assert boardq.kept_totals_statement(pipeline.id, anna, filters) is None, filters
     new = board_columns(pipeline, anna, DealFilters(tag=tag.id), cards=False)[0]
     assert new.count == 1 and new.totals == {"EUR": Decimal("100.00")}
     searched = board_columns(pipeline, anna, DealFilters(q="plain"), cards=False)[0]
