@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import astuple, dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from functools import lru_cache
-from typing import Any
+from functools import cache, lru_cache
+from typing import Any, NamedTuple
 
 from babel.numbers import get_currency_precision
 from sqlalchemy import Integer, Select, any_, bindparam, func, select, true, union_all
@@ -234,7 +234,7 @@ class CardDeal:
     expected_close: date | None
     probability: int | None
     sequence: int
-    stage: Stage
+    stage: Any  # Stage on the board, StageInfo on the list
 
     @property
     def effective_probability(self) -> int:
@@ -422,9 +422,24 @@ def deal_list(user: User | None, filters: DealFilters, *, pipeline_id: int | Non
     """A page of deals (newest first) and whether another page follows; no COUNT(*)."""
     stmt = _list_statement(_in_pipeline(_visible_deals(user, filters), pipeline_id),
                            (max(page, 1) - 1) * per_page, per_page + 1)
-    stages = {s.id: s for s in db.session.scalars(select(Stage))}
+    stages = {row.id: StageInfo(*row) for row in read(_stage_info()).all()}
     cards = _cards_of(read(stmt).all(), stages)
     return cards[:per_page], len(cards) > per_page
+
+
+class StageInfo(NamedTuple):
+    """What a list row shows of its stage, read as plain columns (no ORM entities)."""
+
+    id: int
+    name: str
+    labels: dict | None
+    probability: int
+    kind: str
+
+
+@cache
+def _stage_info() -> Select:
+    return select(Stage.id, Stage.name, Stage.labels, Stage.probability, Stage.kind)
 
 
 @lru_cache(maxsize=_STATEMENTS)
