@@ -16,6 +16,7 @@ export alike.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import astuple, dataclass, field
 from datetime import date
@@ -24,7 +25,18 @@ from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
 from babel.numbers import get_currency_precision
-from sqlalchemy import Integer, Select, any_, bindparam, func, select, true, union_all
+from sqlalchemy import (
+    Date,
+    Integer,
+    Select,
+    String,
+    any_,
+    bindparam,
+    func,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -198,24 +210,40 @@ def card_rows(stmt: Select) -> list[Card]:
             for deal, partner, company_name, owner_name, login in rows]
 
 
+class CardTag(NamedTuple):
+    """A tag as a card and the export show it."""
+
+    id: int
+    name: str
+    color: str | None
+
+
 def attach_tags(cards: list[Card]) -> None:
     """Every card's tags with one query."""
     ids = [c.deal.id for c in cards]
     if not ids:
         return
-    if db.session.get_bind().dialect.name == "postgresql":
-        # One array parameter: a board's 300 ids as 300 parameters cost the driver and
-        # SQLAlchemy more than the query itself.
-        among = DealTag.deal_id == any_(bindparam("deal_ids", ids, type_=ARRAY(Integer)))
-    else:
-        among = DealTag.deal_id.in_(ids)
-    by_deal: dict[int, list[Tag]] = {}
-    for deal_id, tag in db.session.execute(
-            select(DealTag.deal_id, Tag).join(Tag, Tag.id == DealTag.tag_id)
-            .where(among).order_by(Tag.name)):
-        by_deal.setdefault(deal_id, []).append(tag)
+    dialect = db.session.get_bind().dialect.name
+    # One parameter for all ids (an array, a JSON list on SQLite): a board's 300 ids as 300
+    # parameters cost the driver and SQLAlchemy more than the query itself.
+    by_deal: dict[int, list[CardTag]] = {}
+    for deal_id, tag_id, name, color in read(
+            _tags_statement(dialect),
+            {"deal_ids": ids if dialect == "postgresql" else json.dumps(ids)}).all():
+        by_deal.setdefault(deal_id, []).append(CardTag(tag_id, name, color))
     for card in cards:
         card.tags = by_deal.get(card.deal.id, [])
+
+
+@lru_cache(maxsize=4)
+def _tags_statement(dialect: str) -> Select:
+    if dialect == "postgresql":
+        among = DealTag.deal_id == any_(bindparam("deal_ids", type_=ARRAY(Integer)))
+    else:
+        listed = func.json_each(bindparam("deal_ids", type_=String)).table_valued("value")
+        among = DealTag.deal_id.in_(select(listed.c.value))
+    return select(DealTag.deal_id, Tag.id, Tag.name, Tag.color) \
+        .join(Tag, Tag.id == DealTag.tag_id).where(among).order_by(Tag.name)
 
 
 @dataclass(slots=True, eq=False)  # identity, as the ORM deals it stands in for
@@ -384,23 +412,28 @@ def _kept_totals(rule: Any, filters: tuple[Any, ...], pipeline_id: int) -> Selec
 def _rates(currencies: set[str], on_date: date | None) -> dict[str, Decimal | None]:
     """Company-currency units per unit of each currency: its latest rate on or before the
     date (`core.refdata.rate_on`'s rule), for every currency of the board in ONE query."""
-    from core.api import ExchangeRate
-
     target = company_currency()
     day = on_date or date.today()
     wanted = sorted(c.upper() for c in currencies if c.upper() != target)
     rates: dict[str, Decimal | None] = {c: None for c in wanted}
     rates[target] = Decimal(1)
     if wanted:
-        latest = select(ExchangeRate.currency_code, func.max(ExchangeRate.on_date).label("day")) \
-            .where(ExchangeRate.currency_code.in_(wanted), ExchangeRate.on_date <= day) \
-            .group_by(ExchangeRate.currency_code).subquery()
-        for code, rate in read(
-                select(ExchangeRate.currency_code, ExchangeRate.rate).join(
-                    latest, (latest.c.currency_code == ExchangeRate.currency_code)
-                    & (latest.c.day == ExchangeRate.on_date))):
+        for code, rate in read(_rates_statement(tuple(wanted)), {"day": day}).all():
             rates[code] = Decimal(rate)
     return rates
+
+
+@lru_cache(maxsize=256)
+def _rates_statement(currencies: tuple[str, ...]) -> Select:
+    from core.api import ExchangeRate
+
+    latest = select(ExchangeRate.currency_code, func.max(ExchangeRate.on_date).label("day")) \
+        .where(ExchangeRate.currency_code.in_(currencies),
+               ExchangeRate.on_date <= bindparam("day", type_=Date)) \
+        .group_by(ExchangeRate.currency_code).subquery()
+    return select(ExchangeRate.currency_code, ExchangeRate.rate).join(
+        latest, (latest.c.currency_code == ExchangeRate.currency_code)
+        & (latest.c.day == ExchangeRate.on_date))
 
 
 def converted_total(totals: Mapping[str, Decimal], rates: Mapping[str, Decimal | None]
