@@ -12,7 +12,7 @@ from addons.pipeline.board import DealFilters, board_columns
 from addons.pipeline.models import Deal, DealTag, Tag
 from addons.pipeline.state import create_deal, move_deal, seed_defaults
 from addons.pipeline.totals import DealTotal, refill
-from core.api import db
+from core.api import Team, db
 from core.testing import statements as counted_statements
 
 pytestmark = pytest.mark.addons("pipeline")
@@ -66,6 +66,17 @@ def test_the_totals_follow_every_kind_of_write_to_the_deals(app, north_team):
     db.session.commit()
     assert _kept() == _counted()
     assert all(n > 0 for n, _a in _kept().values())  # a total down to no deal is gone
+
+    # A foreign key's ON DELETE SET NULL is an update too: the deal leaves the team's total.
+    temporary = Team(name="Temporary")
+    db.session.add(temporary)
+    db.session.flush()
+    deals[0].team_id = temporary.id
+    db.session.commit()
+    db.session.execute(delete(Team).where(Team.id == temporary.id))
+    db.session.commit()
+    assert db.session.get(Deal, deals[0].id).team_id is None
+    assert _kept() == _counted()
 
     # The exact cents, however many small amounts were added and taken away.
     for deal in db.session.scalars(select(Deal)):
