@@ -190,7 +190,8 @@ def _partner(kind: str, text: str) -> Partner | None:
     if not text:
         return None
     query = select(Partner).where(Partner.active.is_(True), Partner.kind == kind)
-    by_name = func.lower(Partner.name) == text.lower()
+    # As written (what the export wrote), or in other case (SQLite's lower() folds ASCII).
+    by_name = or_(Partner.name == text, func.lower(Partner.name) == text.lower())
     if kind == "person" and "@" in text:
         by_name = or_(by_name, Partner.id.in_(select(PartnerEmail.partner_id).where(
             PartnerEmail.email_key == text.strip().lower())))

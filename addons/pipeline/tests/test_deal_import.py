@@ -125,6 +125,15 @@ def test_the_exported_list_edited_and_read_back_moves_the_deals(office, client, 
     assert db.session.get(Deal, deal.id).lost_reason_id == reason.id
 
 
+def test_a_cyrillic_company_is_found_by_its_name_as_written(office, client, login):
+    company = Partner(kind="company", name="ТОО Алтын Жол", owner_id=office["mara"].id)
+    refresh_search(company)
+    db.session.commit()
+    login(client, office["mara"])
+    assert "Imported. New deals: 1," in upload(client, "Title;Company\nЖол;ТОО Алтын Жол\n")
+    assert deals()["Жол"].company_id == company.id
+
+
 def test_an_xlsx_workbook_is_read_too(office, client, login):
     login(client, office["mara"])
     book = Workbook()
