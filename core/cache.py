@@ -47,6 +47,7 @@ class CacheGeneration(db.Model):
     generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
+_GENERATION = select(CacheGeneration.generation).where(CacheGeneration.id == 1)
 
 
 def ensure_generation_row(conn: Connection) -> None:
@@ -56,8 +57,11 @@ def ensure_generation_row(conn: Connection) -> None:
     if conn.execute(select(table.c.id).where(table.c.id == 1)).first() is None:
         conn.execute(table.insert().values(id=1, generation=1))
 
-#: Mapped classes whose changes end every cached entry (filled by `shared_cache`).
+
+#: Mapped classes whose changes end every cached entry, and their tables (filled by
+#: `shared_cache`).
 _watched: set[type] = set()
+_watched_tables: set[Any] = set()
 
 
 class _Store:
@@ -82,8 +86,7 @@ def _store() -> _Store:
 
 def generation_column() -> Any:
     """The generation as a scalar subquery, for a request's first query to carry along."""
-    return (select(CacheGeneration.generation).where(CacheGeneration.id == 1)
-            .scalar_subquery())
+    return _GENERATION.scalar_subquery()
 
 
 def remember_generation(value: int | None) -> None:
@@ -104,7 +107,7 @@ def current_generation() -> int | None:
         return request_g._birga_generation
     except AttributeError:
         generation = request_g._birga_generation = db.session.connection().execute(
-            select(CacheGeneration.generation).where(CacheGeneration.id == 1)).scalar()
+            _GENERATION).scalar()
         return generation
 
 
@@ -119,6 +122,7 @@ def shared_cache(*models: type, key: Callable[..., Hashable | None] | None = Non
     entries (for keys per user): past it, its entries are dropped and refilled.
     """
     _watched.update(models)
+    _watched_tables.update(model.__table__ for model in models)
 
     def decorator(function: F) -> F:
         @functools.wraps(function)
@@ -203,9 +207,5 @@ def _bump_on_bulk_statements(state: Any) -> None:
     if not (state.is_update or state.is_delete or state.is_insert):
         return
     table = getattr(state.statement, "table", None)
-    if table is not None and table in _watched_tables():
+    if table is not None and table in _watched_tables:
         invalidate(state.session)
-
-
-def _watched_tables() -> set[Any]:
-    return {model.__table__ for model in _watched}

@@ -272,13 +272,6 @@ def where_clause(params: ListParams, fields: list[CustomField], user: Any) -> An
     return and_(*found) if rule is None else and_(*found, rule)
 
 
-def count(params: ListParams, fields: list[CustomField], user: Any,
-          where: Any = None) -> int:
-    if where is None:
-        where = where_clause(params, fields, user)
-    return read(select(func.count(Partner.id)).where(where)).scalar() or 0
-
-
 #: From this offset on, LIMIT and OFFSET are written into the SQL instead of bound.
 DEEP_OFFSET = 1000
 

@@ -158,10 +158,8 @@ def display_phone(e164: str | None, region: str | None = None) -> str:
     Only a configured `BIRGA_PHONE_REGION` counts as "own" here: the firm's country is a
     default for reading numbers typed without a code, not a reason to change how every stored
     number is shown."""
-    if not e164:
-        return ""
-    if not e164.startswith("+"):
-        return e164
+    if not e164 or not e164.startswith("+"):
+        return e164 or ""
     return _formatted_phone(e164, region or current_app.config.get("BIRGA_PHONE_REGION"))
 
 
@@ -170,9 +168,9 @@ def phone_formatter(region: str | None = None) -> Callable[[str | None], str]:
     own = region or current_app.config.get("BIRGA_PHONE_REGION")
 
     def formatted(e164: str | None) -> str:
-        if not e164:
-            return ""
-        return _formatted_phone(e164, own) if e164.startswith("+") else e164
+        if not e164 or not e164.startswith("+"):
+            return e164 or ""
+        return _formatted_phone(e164, own)
 
     return formatted
 
