@@ -146,6 +146,7 @@ class Lookups:
             for name in (user.login, user.email, user.name):
                 if name:
                     self.users.setdefault(fold(name), user)
+        self.partners: dict[tuple[str, str], Partner | None | RowError] = {}
         self.reasons: dict[str, LostReason] = {}
         for reason in db.session.scalars(select(LostReason).where(LostReason.active.is_(True))):
             for name in _spellings(reason.name, reason.labels):
@@ -174,6 +175,19 @@ class Lookups:
         found = self.users.get(fold(text))
         if found is None:
             raise RowError(_("No active user is “%(name)s”.", name=text))
+        return found
+
+    def partner(self, kind: str, text: str) -> Partner | None:
+        """`_partner`, asked once per name: a file often has many deals of one company."""
+        key = (kind, text)
+        if key not in self.partners:
+            try:
+                self.partners[key] = _partner(kind, text)
+            except RowError as exc:
+                self.partners[key] = exc
+        found = self.partners[key]
+        if isinstance(found, RowError):
+            raise RowError(str(found))
         return found
 
     def reason(self, text: str) -> LostReason | None:
@@ -246,8 +260,8 @@ def import_row(values: Mapping[str, str], lookups: Lookups) -> str:
             return _update(values, lookups)
         pipeline = lookups.pipeline(values.get("pipeline", ""))
         stage = lookups.stage(pipeline, values.get("stage", ""))
-        company = _partner("company", values.get("company", ""))
-        contact = _partner("person", values.get("contact", ""))
+        company = lookups.partner("company", values.get("company", ""))
+        contact = lookups.partner("person", values.get("contact", ""))
         state.create_deal(
             title=values.get("title", ""), pipeline=pipeline, stage=stage, user=current_user,
             via="import", owner_id=lookups.owner(values.get("owner", "")).id,
