@@ -31,7 +31,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CORE_MODEL_MODULES = ["core.models", "core.sequences", "core.refdata", "core.jobs",
                       "core.security", "core.timeline", "core.audit", "core.storage",
                       "core.mail_inbound", "core.activities", "core.calendar_feed",
-                      "core.company", "core.cache"]
+                      "core.company", "core.cache", "core.api_tokens"]
 log = logging.getLogger("birga")
 
 

@@ -48,7 +48,7 @@ from .refdata import (
 from .sequences import NumberSequence, UnknownSequence, define_sequence, next_number
 from .signals import attachment_removing, mail_sent
 
-API_VERSION = "1.5"
+API_VERSION = "1.6"
 
 __all__ = [
     "API_VERSION", "Addon", "AddonContext", "AddonError", "Blueprint", "FlaskForm", "User", "_",
@@ -164,3 +164,7 @@ __all__ += ["Formatters", "escape_text", "formatters", "option_tags"]
 from .company import company_details  # noqa: E402
 
 __all__ += ["company_details"]
+# JSON views open to personal API tokens (`Authorization: Bearer birga_…`; core.api_tokens).
+from .api_tokens import current_api_token, token_api  # noqa: E402
+
+__all__ += ["current_api_token", "token_api"]

@@ -112,7 +112,15 @@ def _security_headers(response):
 
 
 def init_app(app: Flask, registry: Registry) -> None:
-    from . import activities_views, admin, auth, company_views, security
+    from . import (
+        activities_views,
+        admin,
+        api_tokens,
+        api_tokens_views,
+        auth,
+        company_views,
+        security,
+    )
 
     app.register_blueprint(bp)
     app.register_blueprint(auth.bp)
@@ -141,6 +149,8 @@ def init_app(app: Flask, registry: Registry) -> None:
     security.init_app(app)  # users, teams, roles pages under the settings menu
     activities_views.init_app(app)  # "My activities", calendar, the record.activities hook
     company_views.init_app(app)  # Settings → Company details (the seller on documents)
+    api_tokens.init_app(app)  # `Authorization: Bearer birga_…` for views marked @token_api
+    api_tokens_views.init_app(app)  # Settings → API tokens (each user's own)
 
     app.register_error_handler(404, lambda e: _error(
         404, _l("Page not found"), _l("The page does not exist or you may not open it.")))

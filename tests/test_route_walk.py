@@ -93,7 +93,10 @@ TEMPLATE = {"template_id": "template"}
 #: Every rule with an `<int:...>` argument, by its rule string. `$name` in a literal is
 #: replaced by the id `name` (form fields that name a record).
 RECORD_ROUTES: dict[str, Route] = {
-    # -- kernel: activities, attachments, timeline ------------------------------------------
+    # -- kernel: activities, attachments, timeline, API tokens -------------------------------
+    # Only its owner revokes a token (alice's, here).
+    "/account/api-tokens/<int:token_id>/revoke": r({"token_id": "api_token"},
+                                                   post=frozenset({"alice"})),
     "/activities/<int:activity_id>": r(ACTIVITY, OWN_READ),
     # Its assignee or creator (alice), their manager, an administrator; readers get a 403.
     "/activities/<int:activity_id>/done": r(ACTIVITY, post=frozenset({"alice", "adm", "root"})),
@@ -176,6 +179,7 @@ RECORD_ROUTES: dict[str, Route] = {
         {**TEMPLATE, "number": "=1"}, post=ADMIN),
     # -- pipeline ---------------------------------------------------------------------------
     "/pipeline/api/deals/<int:deal_id>": r(DEAL, OWN_READ),
+    "/pipeline/api/leads/<int:lead_id>": r(LEAD, OWN_READ),
     "/pipeline/api/deals/<int:deal_id>/move": r(DEAL, post=OWN_WRITE),
     "/pipeline/deals/<int:deal_id>": r(DEAL, OWN_READ, OWN_WRITE),
     "/pipeline/deals/<int:deal_id>/move": r(DEAL, post=OWN_WRITE),
@@ -210,7 +214,8 @@ MODEL_ROUTES = {"contacts.partner": "partner", "pipeline.deal": "deal",
 
 #: Rules without an `<int:...>` argument: the values of their other arguments.
 OTHER_ROUTES: dict[str, dict[str, str]] = {
-    "/": {}, "/activities/": {}, "/activities/calendar": {}, "/activities/feed": {},
+    "/": {}, "/account/api-tokens/": {}, "/activities/": {}, "/activities/calendar": {},
+    "/activities/feed": {},
     "/activities/feed/revoke": {}, "/activities/schedule": {}, "/activities/types": {},
     "/admin/access/roles": {}, "/admin/access/roles/new": {}, "/admin/access/teams": {},
     "/admin/access/teams/new": {}, "/admin/access/users": {}, "/admin/access/users/new": {},
@@ -229,7 +234,7 @@ OTHER_ROUTES: dict[str, dict[str, str]] = {
     "/documents/offers/new": {}, "/documents/products": {}, "/documents/products/import": {},
     "/documents/products/new": {}, "/documents/templates": {}, "/documents/templates/new": {},
     "/locale": {}, "/logout": {}, "/pipeline/": {}, "/pipeline/calls/import": {},
-    "/pipeline/import": {},
+    "/pipeline/import": {}, "/pipeline/api/leads": {},
     "/pipeline/calls/report": {}, "/pipeline/deals": {}, "/pipeline/deals.csv": {},
     "/pipeline/deals/new": {}, "/pipeline/leads": {}, "/pipeline/leads/new": {},
     "/pipeline/reports/": {}, "/pipeline/reports/<name>": {"name": "=funnel"},
@@ -270,6 +275,10 @@ PUBLIC: dict[str, dict[str, int]] = {
     "/documents/static/<path:filename>": {"GET": 200},
     "/pipeline/static/<path:filename>": {"GET": 200},
 }
+#: The views open to personal API tokens (`@token_api`); every other route must treat a
+#: token as an anonymous visitor.
+TOKEN_ROUTES = {"/pipeline/api/deals/<int:deal_id>", "/pipeline/api/deals/<int:deal_id>/move",
+                "/pipeline/api/leads", "/pipeline/api/leads/<int:lead_id>"}
 #: POST routes without a CSRF token by design: their callers have no session.
 CSRF_EXEMPT = {"/pipeline/form/<form_key>", "/pipeline/pbx/calls"}
 
@@ -299,6 +308,7 @@ def build_world(app: Flask, make_user: Any) -> dict[str, Any]:
     from addons.pipeline.state import create_deal, seed_defaults
     from core.activities import activity_types, schedule_activity
     from core.api import save_attachment, seed_reference_data
+    from core.api_tokens import issue_api_token
     from core.security import Role, Team, assign_roles, set_user_teams
 
     users = {}
@@ -361,6 +371,8 @@ def build_world(app: Flask, make_user: Any) -> dict[str, Any]:
     tag = Tag(name="Walk tag")  # reference data every reader sees: no secret mark
     rule = AssignmentRule(pipeline_id=pipeline.id, country="LV", team_id=team.id)
     db.session.add_all([tag, rule])
+    alice_token, _secret = issue_api_token(alice, f"Walk token {MARK}")
+    _root_token, root_secret = issue_api_token(users["root"], "Walk")
     db.session.commit()
 
     static = {}
@@ -375,11 +387,11 @@ def build_world(app: Flask, make_user: Any) -> dict[str, Any]:
         "batch": batch.id, "segment": segment.id, "custom_field": custom.id,
         "template": template.id, "reason": reason.id, "pipeline": pipeline.id,
         "stage": stages[1].id, "role": role.id, "team": team.id, "tag": tag.id,
-        "rule": rule.id,
+        "rule": rule.id, "api_token": alice_token.id,
         "public_token": make_token(offer), **static,
         **{login: user.id for login, user in users.items()},
     }
-    return {"users": users, "ids": ids}
+    return {"users": users, "ids": ids, "root_secret": root_secret}
 
 
 # -- the walk ------------------------------------------------------------------------------
@@ -476,6 +488,10 @@ class Walker:
             assert response.status_code == 302, f"{login} could not sign in"
             self.clients[login] = client
             self.tokens[login] = csrf_token(client, "/")  # the menu's sign-out form
+        program = app.test_client()  # a script with root's API token and no cookie
+        program.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {world['root_secret']}"
+        self.clients["token"] = program
+        self.tokens["token"] = ""
 
     def fingerprint(self) -> dict[str, str]:
         """A digest of every table's rows: what a refused request must leave untouched."""
@@ -614,9 +630,36 @@ def walk_without_csrf(walker: Walker, all_cases: list[Case]) -> None:
                 walker.expect("root", "POST", case, {400}, csrf=False)
 
 
+def walk_with_a_token(walker: Walker, all_cases: list[Case], app: Flask) -> None:
+    """Root's API token opens the `@token_api` views and nothing else: every other page
+    answers it as it answers an anonymous visitor, and its POSTs change nothing."""
+    for case in all_cases:
+        public = case.rule.rule in PUBLIC
+        if "GET" not in case.rule.methods or public:
+            continue
+        wanted = OK if case.rule.rule in TOKEN_ROUTES else {302, 401, 404}
+        response = walker.expect("token", "GET", case, wanted, leak=False)
+        if response is not None and response.status_code == 302:
+            target = response.headers.get("Location", "")
+            if not target.split("?")[0].endswith("/login"):
+                walker.fail("GET", case.path, "token", f"302 to {target}", "302 to /login")
+    with walker.refused("POSTs with an API token to other views"):
+        for case in all_cases:
+            if ("POST" in case.rule.methods and case.rule.rule not in PUBLIC
+                    and case.rule.rule not in TOKEN_ROUTES):
+                walker.expect("token", "POST", case, {302, 400, 401, 404}, csrf=False)
+
+
 def test_the_walk_knows_every_route_and_fills_every_argument(make_app):
     """A new route fails here until it is classified above (and so walked)."""
     assert table_problems(make_app(ADDONS)) == []
+
+
+def test_exactly_the_listed_views_are_open_to_api_tokens(make_app):
+    app = make_app(ADDONS)
+    marked = {rule.rule for rule in app.url_map.iter_rules()
+              if getattr(app.view_functions[rule.endpoint], "birga_token_api", False)}
+    assert marked == TOKEN_ROUTES
 
 
 @pytest.mark.slow  # about a thousand requests
@@ -630,6 +673,7 @@ def test_every_route_answers_each_role_as_its_access_allows(make_app, make_user)
         walk_record_routes(walker, all_cases)
         walk_other_pages(walker, all_cases)
         walk_anonymous(walker, all_cases)
+        walk_with_a_token(walker, all_cases, app)
         walk_without_csrf(walker, all_cases)  # last: a bug here could sign root out
         records = sum(1 for c in all_cases if c.route is not None)
         print(f"route walk: {len(all_cases)} addresses ({records} with records) as "

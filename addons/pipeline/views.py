@@ -46,6 +46,7 @@ from core.api import (
     get_or_404,
     permission_required,
     read,
+    token_api,
 )
 from core.formatting import format_money
 from core.locking import save_or_conflict
@@ -240,7 +241,8 @@ def _move_payload() -> dict[str, Any]:
 def _move(deal_id: int, via: str, data: dict[str, Any] | None = None):
     deal = get_or_404(Deal, deal_id)
     data = _move_payload() if data is None else data
-    wants_json = request.is_json or request.accept_mimetypes.best == "application/json"
+    wants_json = (via == "api" or request.is_json
+                  or request.accept_mimetypes.best == "application/json")
     try:
         move_deal(deal, data.get("stage_id"), user=current_user, via=via,
                   lost_reason=data.get("lost_reason_id"), lost_note=data.get("lost_note"),
@@ -314,6 +316,7 @@ def board_move(pipeline_id: int):
 
 
 @bp.route("/api/deals/<int:deal_id>/move", methods=["POST"])
+@token_api
 @permission_required("pipeline.write")
 def api_move(deal_id: int):
     """The same move for integrations: JSON in, JSON out (409 stale, 422 refused)."""
@@ -321,6 +324,7 @@ def api_move(deal_id: int):
 
 
 @bp.route("/api/deals/<int:deal_id>")
+@token_api
 @permission_required("pipeline.read")
 def api_deal(deal_id: int):
     deal = get_or_404(Deal, deal_id)
@@ -597,4 +601,5 @@ def deal(deal_id: int):
 from . import config_views  # noqa: E402,F401,I001
 from . import deal_import  # noqa: E402,F401
 from . import lead_views  # noqa: E402,F401
+from . import lead_api  # noqa: E402,F401
 from . import report_views  # noqa: E402,F401

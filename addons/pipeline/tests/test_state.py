@@ -1,8 +1,9 @@
 """The deal state machine: one set of rules whichever way a move arrives.
 
 The same transitions go through the board's JSON POST, the card's form, the deal form, the JSON
-API and a direct `move_deal()` call, and must leave identical deals, stage histories and
-timeline lines. Lost needs a reason from the editable list; Won records the date and amount.
+API (from a browser and with a personal API token), the import and a direct `move_deal()`
+call, and must leave identical deals, stage histories and timeline lines. Lost needs a reason
+from the editable list; Won records the date and amount.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from addons.pipeline.state import (
     stage_label,
 )
 from core.api import TimelineEntry, assign_roles, db
+from core.api_tokens import issue_api_token
 from core.testing import csrf_token
 
 pytestmark = pytest.mark.addons("pipeline")
@@ -220,6 +222,18 @@ def _paths(client, login, user, stages, reason):
         db.session.expire_all()
         assert response.status_code == 200, response.get_data(as_text=True)
 
+    program = client.application.test_client()  # no cookie: a script with a personal token
+    _row, secret = issue_api_token(user, "ERP")
+    db.session.commit()
+
+    def api_token(deal_id, stage, **extra):
+        response = program.post(f"/pipeline/api/deals/{deal_id}/move",
+                                json={"stage_id": stage.id, **extra},
+                                headers={"Authorization": f"Bearer {secret}"})
+        db.session.expire_all()
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert "Set-Cookie" not in response.headers
+
     def direct(deal_id, stage, lost_reason_id=None, **extra):
         move_deal(db.session.get(Deal, deal_id), stage, user=user, via="api",
                   lost_reason=lost_reason_id, **extra)
@@ -238,7 +252,7 @@ def _paths(client, login, user, stages, reason):
         assert "Imported. New deals: 0, updated: 1." in response.get_data(as_text=True)
 
     return {"board": board_json, "card": card_form, "page": page_move_form, "form": deal_form,
-            "api": api, "import": spreadsheet, "direct": direct}
+            "api": api, "token": api_token, "import": spreadsheet, "direct": direct}
 
 
 def test_the_same_moves_give_the_same_result_through_every_path(app, client, login,
@@ -247,7 +261,7 @@ def test_the_same_moves_give_the_same_result_through_every_path(app, client, log
     paths = _paths(client, login, user, stages, reason)
     results = {}
     expected_vias = {"board": {"board"}, "card": {"board", "form"}, "page": {"form"},
-                     "form": {"form"}, "api": {"api"}, "import": {"import"},
+                     "form": {"form"}, "api": {"api"}, "token": {"api"}, "import": {"import"},
                      "direct": {"api"}}
     for name, move in paths.items():
         deal = create_deal(title=f"Deal via {name}", pipeline=pipeline, user=user,
