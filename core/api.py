@@ -93,7 +93,12 @@ __all__ += [
 ]
 # Timeline, audit log and attachments on any record (core.timeline, core.audit, core.storage).
 from .audit import AuditLog, audit, audit_changes, audit_subject  # noqa: E402
-from .records import can_read, record_ref, register_record_model  # noqa: E402
+from .records import (  # noqa: E402
+    can_read,
+    record_ref,
+    register_record_model,
+    register_record_reader,
+)
 from .storage import Attachment as RecordAttachment  # noqa: E402
 from .storage import AttachmentRefused, attachments_for, save_attachment  # noqa: E402
 from .timeline import (  # noqa: E402
@@ -111,7 +116,8 @@ from .timeline import (  # noqa: E402
 __all__ += [
     "AttachmentRefused", "AuditLog", "Notification", "RecordAttachment", "TimelineEntry",
     "TimelineMixin", "add_note", "attachments_for", "audit", "audit_changes", "audit_subject",
-    "can_read", "log_entry", "notify", "record_ref", "register_record_model", "save_attachment",
+    "can_read", "log_entry", "notify", "record_ref", "register_record_model",
+    "register_record_reader", "save_attachment",
 ]
 # Values inside timeline messages, formatted for each reader (core.messages).
 __all__ += ["day", "localized", "money"]

@@ -31,7 +31,7 @@ from addons.contacts import services as contact_services
 from addons.contacts.duplicates import DuplicateMatch, find_duplicates
 from addons.contacts.folding import fold
 from addons.contacts.models import Partner
-from core.api import User, audit, db, log_entry
+from core.api import User, audit, db, log_entry, register_record_reader
 from core.loader import AddonContext
 from core.security import Team, TeamMember, rule_clause
 
@@ -128,6 +128,11 @@ def pool_clause(user: User) -> Any:
                                               Pipeline.team_id.in_(teams)))
     return and_(Lead.owner_id.is_(None), Lead.status == "new",
                 or_(Lead.pipeline_id.is_(None), Lead.pipeline_id.in_(pipelines)))
+
+
+def pool_reader(user: User) -> Any:
+    """Who may take a pool lead reads its history first (timeline, files, activities)."""
+    return pool_clause(user) if user.has_permission("pipeline.write") else None
 
 
 def visible_leads(user: User) -> Any:
@@ -311,3 +316,4 @@ def init_leads(app: Flask, addon: AddonContext) -> None:
     # One pattern for every address: the handler declines mail that is not for a pipeline's
     # inbound address, so addresses an admin sets later need no restart.
     addon.mail_handler("*@*", handle_mail, sequence=500)
+    register_record_reader(MODEL, pool_reader)

@@ -98,11 +98,20 @@ def test_the_list_counts_the_unassigned_leads_and_offers_take(floor, client, log
     assert "Convert to deal" not in page  # taken first, then converted
 
 
+def test_whoever_may_take_a_pool_lead_reads_its_history_first(floor, client, login):
+    lead = waiting(floor)
+    login(client, floor["anna"])
+    page = client.get(f"/pipeline/leads/{lead.id}").get_data(as_text=True)
+    assert "Lead received" in page and "Received through: Web form" in page
+    assert client.get(f"/records/pipeline.lead/{lead.id}/timeline").status_code == 200
+
+
 def test_a_salesperson_of_another_team_does_not_see_the_pool(floor, client, login):
     lead = waiting(floor)
     login(client, floor["olga"])
     assert "Laura Ozola" not in client.get("/pipeline/leads").get_data(as_text=True)
     assert client.get(f"/pipeline/leads/{lead.id}").status_code == 404
+    assert client.get(f"/records/pipeline.lead/{lead.id}/timeline").status_code == 404
     token = csrf_token(client, "/pipeline/leads")
     response = client.post(f"/pipeline/leads/{lead.id}/take", data={"csrf_token": token})
     assert response.status_code == 404
