@@ -20,7 +20,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
 
@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.exceptions import HTTPException
 
+from .activities import as_utc
 from .extensions import csrf, db, login_manager
 from .models import User, utcnow
 
@@ -70,13 +71,7 @@ class ApiToken(db.Model):
 
     def is_live(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None
-                                            or _aware(self.expires_at) > now)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands timezone-aware columns back naive (in UTC)."""
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+                                            or as_utc(self.expires_at) > now)
 
 
 def _hash(token: str) -> str:
@@ -122,7 +117,7 @@ def authenticate(secret: str) -> tuple[User, ApiToken] | None:
     user = load_user_with_access(token.user_id)
     if user is None or not user.active:
         return None
-    if token.last_used_at is None or _aware(token.last_used_at) < now - TOUCH_EVERY:
+    if token.last_used_at is None or as_utc(token.last_used_at) < now - TOUCH_EVERY:
         _touch(token.id, now)
     return user, token
 
