@@ -12,6 +12,8 @@ Why it is built this way:
 """
 from __future__ import annotations
 
+import json
+from collections import namedtuple
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -246,7 +248,7 @@ def base_query(params: ListParams, fields: list[CustomField], user: Any) -> Sele
 
 @dataclass
 class Page:
-    rows: list[Any]  # result rows with the ROW_COLUMNS attributes
+    rows: list[Any]  # `ListRow`s
     total: int
     params: ListParams
     owners: dict[int, str]
@@ -288,7 +290,10 @@ class Statements:
     """The count and the page of one list (filters, record rules, sort), ready to run."""
 
     count: Select
-    rows: Select  # bound `page_limit` and `page_offset`, or literals on a deep page
+    #: The page, each row with the list's total as `total` (its count as a scalar subquery,
+    #: run once per statement): one statement per page instead of two. Bound `page_limit`
+    #: and `page_offset`, or literals on a deep page.
+    rows: Select
 
 
 def _statements_key(params: ListParams, fields: Any, user: Any, lang: str,
@@ -321,16 +326,44 @@ def statements(params: ListParams, fields: Any, user: Any, lang: str,
     # Pick the page's ids first (the sort index covers them: no table reads for the skipped
     # rows), then read those rows whole.
     page_ids = select(Partner.id).where(where).order_by(*order).limit(limit).offset(skip)
-    rows = (select(*(getattr(Partner, c) for c in ROW_COLUMNS))
+    # count(*), not count(id): SQLite then counts index entries without decoding the id of
+    # each (0.34 -> 0.20 ms for a salesperson's 6,000 contacts).
+    count = select(func.count()).select_from(Partner).where(where)
+    rows = (select(*(getattr(Partner, c) for c in ROW_COLUMNS),
+                   count.scalar_subquery().label("total"), _tag_names().label("tag_names"))
             .where(Partner.id.in_(page_ids)).order_by(*order))
-    return Statements(select(func.count(Partner.id)).where(where), rows)
+    return Statements(count, rows)
+
+
+def _tag_names() -> Any:
+    """A row's tag names as a JSON array (NULL or `[]` without tags), read with the row: a statement
+    of its own for the page's tags cost a round trip (0.1 ms of Python on SQLite, 0.4 ms on
+    PostgreSQL). PostgreSQL orders them by name here; SQLite cannot order an aggregate, so
+    `tag_names()` sorts them by code point there, as its binary `ORDER BY` does."""
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+        names = func.json_agg(aggregate_order_by(Tag.name, Tag.name))
+    else:
+        names = func.json_group_array(Tag.name)
+    return (select(names).select_from(PartnerTag).join(Tag, Tag.id == PartnerTag.tag_id)
+            .where(PartnerTag.partner_id == Partner.id).scalar_subquery())
+
+
+def tag_names(value: Any) -> list[str]:
+    """The names `_tag_names()` read for a row, by name."""
+    if not value or value == "[]":
+        return []
+    if isinstance(value, str):  # SQLite's JSON text (psycopg decodes PostgreSQL's json)
+        return sorted(json.loads(value))
+    return list(value)
 
 
 def fetch(params: ListParams, fields: list[Any], list_fields: list[Any],
           user: Any, user_names: Mapping[int, str] | None = None) -> Page:
     """One page of the list and what its rows show, in a fixed number of queries.
 
-    Rows are plain result rows with the `ROW_COLUMNS` attributes, not ORM objects: the page
+    Rows are named tuples (`ListRow`) of the `ROW_COLUMNS` and more, not ORM objects: the page
     only shows them, and skipping the identity map halves the cost of reading them.
     `user_names` (id -> name of the active users, which the page reads anyway for its
     filters) saves the query for the owners' names unless an owner is inactive.
@@ -338,12 +371,17 @@ def fetch(params: ListParams, fields: list[Any], list_fields: list[Any],
     from .custom_fields import values_for
 
     lang = sort_language()
-    total = read(statements(params, fields, user, lang, 0).count).scalar() or 0
-    # A page past the end (a stale link, rows deleted meanwhile) shows the last one.
-    params.page = min(params.page, max((total + params.per_page - 1) // params.per_page, 1))
-    offset = (params.page - 1) * params.per_page
-    query = statements(params, fields, user, lang, offset).rows
-    rows = list(read(query, {"page_limit": params.per_page, "page_offset": offset}))
+    rows = _page_rows(params, fields, user, lang)
+    if rows:
+        total = rows[0].total
+    elif params.page == 1:
+        total = 0
+    else:  # a page past the end (a stale link, rows deleted meanwhile) shows the last one
+        total = read(statements(params, fields, user, lang, 0).count).scalar() or 0
+        last = max((total + params.per_page - 1) // params.per_page, 1)
+        if last != params.page:
+            params.page = last
+            rows = _page_rows(params, fields, user, lang)
     ids = [r.id for r in rows]
     known = user_names or {}
     owners = {r.owner_id: known[r.owner_id] for r in rows if r.owner_id in known}
@@ -351,17 +389,24 @@ def fetch(params: ListParams, fields: list[Any], list_fields: list[Any],
     if missing:
         owners.update((uid, name or login) for uid, name, login in read(
             select(User.id, User.name, User.login).where(User.id.in_(missing))))
-    tags: dict[int, list[str]] = {}
-    if ids:
-        for partner_id, name in read(_TAGS_OF_PAGE, {"ids": ids}):
-            tags.setdefault(partner_id, []).append(name)
+    tags = {r.id: tag_names(r.tag_names) for r in rows if r.tag_names and r.tag_names != "[]"}
     return Page(rows, total, params, owners, tags, values_for(ids, list_fields))
 
 
-#: The tag names of a page's rows (one statement object: no cache key to build per page).
-_TAGS_OF_PAGE = (select(PartnerTag.partner_id, Tag.name).join(Tag, Tag.id == PartnerTag.tag_id)
-                 .where(PartnerTag.partner_id.in_(bindparam("ids", expanding=True)))
-                 .order_by(Tag.name))
+#: A row of the page: the `ROW_COLUMNS`, the list's total and the row's tags (JSON).
+ListRow = namedtuple("ListRow", (*ROW_COLUMNS, "total", "tag_names"))  # type: ignore[misc]
+
+
+def _page_rows(params: ListParams, fields: Any, user: Any, lang: str) -> list[Any]:
+    """The page's rows as named tuples: reading an attribute of SQLAlchemy's `Row` costs
+    ~0.4 µs (a lookup by name each time), of a named tuple ~0.03 µs, and the page reads
+    fifteen of each of its rows (a tenth of the page's time)."""
+    offset = (params.page - 1) * params.per_page
+    query = statements(params, fields, user, lang, offset).rows
+    return list(map(ListRow._make,
+                    read(query, {"page_limit": params.per_page, "page_offset": offset})))
+
+
 
 
 def selected(ids: list[int], user: Any) -> list[Partner]:

@@ -235,7 +235,7 @@ def test_the_list_reads_fields_users_and_tags_once_until_one_changes(world, app,
     read_again = [s for s in seen if "contacts_custom_field" in s or "contacts_segment" in s
                   or "contacts_saved_filter" in s or "core_role_permission" in s]
     assert read_again == []
-    assert len(seen) == 4  # the user, the count, the page, the page's tags
+    assert len(seen) == 2  # the user, the page (with its count and its rows' tags)
 
     db.session.add(CustomField(code="fleet", kind="number", labels={"en": "Fleet size"},
                                show_in_list=True))
@@ -278,6 +278,25 @@ def test_a_row_shows_every_column_with_what_users_typed_escaped(admin, client):
     assert '<span class="muted kind">company</span>' in company_row
     assert '<a href="mailto:office@acme.lv">office@acme.lv</a>' in company_row
     assert "<td>Rīga &lt;i&gt;</td>" in company_row
+
+
+def test_a_row_shows_its_tags_by_name_and_a_row_without_tags_none(admin, client):
+    """The tags come with the page's rows (a JSON array per row): every name, escaped,
+    whatever it holds, in name order, and only on its own row."""
+    tagged, plain = _person("Tagged"), _person("Plain")
+    db.session.add_all([tagged, plain])
+    names = ["Gamma", 'Beta " \\ back', "Alpha", "Žagars, ё"]
+    tags = [Tag(name=n) for n in names]
+    db.session.add_all(tags)
+    db.session.flush()
+    db.session.add_all(PartnerTag(partner_id=tagged.id, tag_id=t.id) for t in tags)
+    db.session.commit()
+    html = client.get("/contacts/").get_data(as_text=True)
+    row = re.search(rf'<tr id="partner-{tagged.id}">(.*?)</tr>', html, re.S).group(1)
+    shown = re.findall(r'<span class="badge tag">(.*?)</span>', row)
+    assert shown == ["Alpha", "Beta &#34; \\ back", "Gamma", "Žagars, ё"]
+    other = re.search(rf'<tr id="partner-{plain.id}">(.*?)</tr>', html, re.S).group(1)
+    assert 'class="badge tag"' not in other
 
 
 def test_page_and_sort_links_keep_every_filter():
