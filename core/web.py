@@ -9,6 +9,7 @@ from flask import (
     Flask,
     current_app,
     g,
+    has_request_context,
     redirect,
     render_template,
     request,
@@ -66,6 +67,44 @@ def url_pattern(endpoint: str, key: str, **values: Any) -> Callable[[Any], str]:
     if not found:  # the converter changed the value: build each URL the slow way
         return lambda value: url_for(endpoint, **{key: value}, **values)
     return lambda value: f"{head}{value}{tail}"
+
+
+#: URLs a worker's templates keep, at most (a bound, not a policy: pages link few).
+URL_MEMO_SIZE = 4096
+
+
+def _remembered_url_for(app: Flask) -> Callable[..., str]:
+    """Templates' `url_for`, remembering each URL it built: building one costs Werkzeug
+    ~8 µs and a page's layout and actions build a dozen, the same on every request. Kept
+    per endpoint, values (str or int, by type), script root, host and scheme, once the app
+    serves (its URL map is then fixed); anything else (`_external`, `_anchor`, a relative
+    endpoint, other values, an app with URL defaults) is built each time."""
+    build = app.url_for
+    built: dict[tuple[Any, ...], str] = {}
+
+    def url_for(endpoint: str, /, **values: Any) -> str:
+        if (not app._got_first_request or endpoint[:1] == "." or app.url_default_functions
+                or not has_request_context()):
+            return build(endpoint, **values)
+        key: list[Any] = [endpoint]
+        for name, value in values.items():
+            kind = type(value)
+            if name[:1] == "_" or (kind is not str and kind is not int):
+                return build(endpoint, **values)
+            key += (name, kind, value)
+        environ = request.environ
+        key += (environ.get("SCRIPT_NAME"), environ.get("HTTP_HOST"),
+                environ.get("wsgi.url_scheme"))
+        ident = tuple(key)
+        url = built.get(ident)
+        if url is None:
+            url = build(endpoint, **values)
+            if len(built) >= URL_MEMO_SIZE:
+                built.clear()
+            built[ident] = url
+        return url
+
+    return url_for
 
 
 def _globals() -> dict[str, Any]:
@@ -127,6 +166,7 @@ def init_app(app: Flask, registry: Registry) -> None:
     app.register_blueprint(admin.bp)
     app.context_processor(_globals)
     app.jinja_env.globals["option_tags"] = option_tags
+    app.jinja_env.globals["url_for"] = _remembered_url_for(app)
     # In `_globals` (a context processor run after Flask-WTF's, whose `csrf_token` it
     # replaces in every template's context) and as a global for macros.
     app.extensions["birga.csrf_token"] = app.jinja_env.globals["csrf_token"] = \

@@ -22,6 +22,25 @@ def test_url_pattern_keeps_the_script_root(app):
         assert link.startswith("/crm/admin/access/")
 
 
+def test_templates_url_for_remembers_links_per_values_and_script_root(app):
+    """The templates' `url_for` keeps what it built (once the app serves); each answer is
+    still Flask's own for these values, this script root and host."""
+    app.test_client().get("/healthz")  # the app serves: its URL map is fixed
+    remembered = app.jinja_env.globals["url_for"]
+    calls = [("security.user_edit", {"user_id": 5}), ("security.user_edit", {"user_id": 6}),
+             ("security.user_edit", {"user_id": "7"}), ("static", {"filename": "birga.css"}),
+             ("web.index", {}), ("web.index", {"page": 2}), ("web.index", {"_anchor": "x"}),
+             ("web.index", {"_external": True}), ("web.index", {"tags": ["a", "b"]})]
+    for base in ("http://example.test/", "http://example.test/crm/", "http://other.test/crm/",
+                 "https://example.test/"):
+        for _ in range(2):  # the second time from what was kept
+            with app.test_request_context("/", base_url=base):
+                for endpoint, values in calls:
+                    assert remembered(endpoint, **values) == url_for(endpoint, **values)
+    with app.test_request_context("/", base_url="http://example.test/crm/"):
+        assert render_template_string("{{ url_for('web.index') }}") == "/crm/"
+
+
 def test_template_gettext_follows_force_locale_within_one_request(app):
     template = "{{ _('Sign out') }}"
     with app.test_request_context("/"):
