@@ -15,10 +15,21 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import func, literal, null, or_, select, union_all
 from werkzeug.datastructures import MultiDict
 
@@ -50,14 +61,14 @@ from .forms import (
 from .models import (
     KINDS,
     SEGMENTS,
-    STATUS_LABELS,
     STATUSES,
+    CustomField,
     Partner,
     PartnerTag,
     SavedFilter,
     Tag,
 )
-from .rows import list_rows
+from .rows import list_rows, status_labels
 from .segment_models import Segment
 from .segments import add_members
 
@@ -72,7 +83,7 @@ def _helpers() -> dict[str, Any]:
 
     # Lazy labels resolved once: each print of a lazy string runs the whole gettext chain.
     return {"display_phone": services.display_phone,
-            "status_labels": {k: str(v) for k, v in STATUS_LABELS.items()},
+            "status_labels": status_labels(),
             "phone_kinds": dict(PHONE_KINDS), "email_kinds": dict(EMAIL_KINDS),
             "country_name": country_name, "field_label": cf.field_label,
             "custom_display": cf.display}
@@ -103,6 +114,36 @@ def _list_options(user_id: int) -> tuple[tuple[ListOption, ...], tuple[ListOptio
     return tuple(found[0]), tuple(found[1]), tuple(found[2])
 
 
+class ListFragments(NamedTuple):
+    filters: Markup  # the search box and the filter panel (`contacts/_list_filters.html`)
+    sorts: Markup  # the sort links (`contacts/_list_sorts.html`)
+
+
+def _fragments_key(params: listing.ListParams, list_kind: str | None, list_url: str,
+                   locale: str, **_lists: Any) -> tuple[Any, ...]:
+    filters = tuple((k, tuple(v) if isinstance(v, list) else v)
+                    for k, v in sorted(params.filters().items()))
+    return (locale, list_kind, list_url, params.sort, params.per_page, filters)
+
+
+@shared_cache(User, Tag, Segment, CustomField, key=_fragments_key, maxsize=512)
+def _list_fragments(params: listing.ListParams, list_kind: str | None, list_url: str,
+                    locale: str, **lists: Any) -> ListFragments:
+    """The filter panel and the sort links, rendered once per worker for a language, list,
+    filters and sort until users, tags, segments or custom fields change (`core.cache`):
+    they show only those and the filters' values, the same for every user, and were a fifth
+    of the list's template. `lists`: the options they offer (fields, owners, tags, named
+    segments), read from the same caches."""
+    env = current_app.jinja_env
+    values = {"params": params, "list_kind": list_kind, "list_url": list_url,
+              "statuses": STATUSES, "segments": SEGMENTS, "sorts": listing.SORTS,
+              **lists, **_helpers()}
+    # The templates autoescape: their output is markup.
+    return ListFragments(*(Markup(env.get_template(name).render(values))  # noqa: S704
+                           for name in ("contacts/_list_filters.html",
+                                        "contacts/_list_sorts.html")))
+
+
 def _list_page(kind: str | None = None):
     fields = cf.active_fields()
     args = request.args.copy()
@@ -114,18 +155,20 @@ def _list_page(kind: str | None = None):
     page = listing.fetch(params, fields, list_fields, current_user, dict(owners))
     rows = list_rows(page, list_fields)
     saved, tags, named = _list_options(current_user.id)
+    list_url = url_for(request.endpoint)
+    fragments = _list_fragments(params, kind, list_url, str(get_locale() or "en"),
+                                fields=fields, owners=owners, tags=tags,
+                                named_segments=named)
     # Named segments: every one filters the list; static ones take ticked rows (managers).
     can_manage = current_user.has_permission("contacts.manage")
     fillable = [(s.id, s.name) for s in named if s.kind == "static"] if can_manage else []
     return render_template(
-        "contacts/list.html", page=page, rows=rows, params=params, fields=fields,
-        list_fields=list_fields, saved=saved, owners=owners, tags=tags,
-        statuses=STATUSES,
-        segments=SEGMENTS, kinds=KINDS, list_kind=kind, sorts=listing.SORTS,
-        per_page_options=listing.PER_PAGE,
+        "contacts/list.html", page=page, rows=rows, params=params, fragments=fragments,
+        list_url=list_url, list_fields=list_fields, saved=saved, owners=owners,
+        statuses=STATUSES, list_kind=kind, per_page_options=listing.PER_PAGE,
         bulk_actions=[(value, str(label)) for value, label in BulkForm.action.kwargs["choices"]
                       if value != "segment" or fillable],
-        named_segments=named, fillable_segments=fillable,
+        fillable_segments=fillable,
         can_write=current_user.has_permission("contacts.write"),
         **_helpers())
 

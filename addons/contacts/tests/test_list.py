@@ -245,6 +245,45 @@ def test_the_list_reads_fields_users_and_tags_once_until_one_changes(world, app,
     assert "<th>Fleet size</th>" in html and ">Wholesale</option>" in html
 
 
+def _panel(html: str) -> str:
+    return html.split('id="filters">')[1].split("</form>")[0]
+
+
+def test_the_kept_filter_panel_shows_each_request_its_own_filters(world, app, client,
+                                                                   make_user, login):
+    """The filter panel and the sort links are rendered once per language, list, filters and
+    sort, and shared by every user (`views._list_fragments`): each request still sees its
+    own filters' values, its own language, and users or tags added since."""
+    first = _panel(client.get("/contacts/?status=client").get_data(as_text=True))
+    assert 'value="client" checked>' in first and 'value="lead" checked>' not in first
+    second = client.get("/contacts/?status=lead&owner=me&sort=-name").get_data(as_text=True)
+    assert 'value="lead" checked>' in _panel(second)
+    assert 'value="client" checked>' not in _panel(second)
+    assert '<option value="me" selected>' in _panel(second)
+    assert '<strong>name Z–A</strong>' in second
+    assert 'href="/contacts/?owner=me&amp;status=lead">name A–Z</a>' in second
+    assert _panel(client.get("/contacts/?status=client").get_data(as_text=True)) == first
+    assert 'name="kind"' not in _panel(client.get("/contacts/companies").get_data(
+        as_text=True))  # the companies list fixes the kind: no type filter
+
+    make_user("zed", name="Zed Newcomer")
+    db.session.add(Tag(name="Fresh tag"))
+    db.session.commit()
+    now = _panel(client.get("/contacts/?status=client").get_data(as_text=True))
+    assert ">Zed Newcomer</option>" in now and ">Fresh tag</option>" in now
+
+    anna = app.test_client()
+    login(anna, world["anna"])
+    _set_locale(world["anna"], "lv")
+    latvian = anna.get("/contacts/?status=client").get_data(as_text=True)
+    assert "<summary>Filtri</summary>" in _panel(latvian)
+    assert "jaunākie vispirms" in latvian
+    assert '<span class="badge status-client">Klients</span>' in latvian  # a row's status
+    english = client.get("/contacts/?status=client").get_data(as_text=True)
+    assert "<summary>Filters</summary>" in _panel(english)
+    assert '<span class="badge status-client">Client</span>' in english
+
+
 def test_a_row_shows_every_column_with_what_users_typed_escaped(admin, client):
     company = Partner(kind="company", name="<b>Acme</b> & Co", status="client",
                       city="Rīga <i>", email="office@acme.lv")
