@@ -152,6 +152,29 @@ def test_upgrading_folds_existing_custom_text_values(make_app):
             "SELECT value_key FROM contacts_custom_value")).scalar() == "buve proekt"
 
 
+def test_upgrading_counts_existing_partners_into_the_kept_totals(make_app):
+    """Migration 5e1a7c3b9d20: the totals start from the partners already there, and its
+    triggers keep them from then on."""
+    from sqlalchemy import text
+
+    app = make_app(["contacts"], migrate=True)
+    migrate.downgrade(app, "contacts", "9b4d2e7c1f58")
+    with app.app_context():
+        from addons.contacts.models import Partner
+
+        db.session.add_all([Partner(kind="company", name="SIA Koks", status="client"),
+                            Partner(kind="person", name="Anna", status="lead"),
+                            Partner(kind="person", name="Ivan", status="lead")])
+        db.session.commit()
+    migrate.upgrade(app, ["contacts"])
+    with app.app_context():
+        db.session.add(Partner(kind="person", name="Olga", status="lead"))
+        db.session.commit()
+        kept = db.session.execute(text(
+            "SELECT kind, status, partners FROM contacts_partner_total ORDER BY kind"))
+        assert [tuple(r) for r in kept] == [("company", "client", 1), ("person", "lead", 3)]
+
+
 def _things(app) -> list[str]:
     with app.app_context():
         return list(db.session.scalars(db.select(db.text("name")).select_from(

@@ -287,5 +287,6 @@ class SavedFilter(db.Model):
     query: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-from . import segment_models  # noqa: E402,F401
+# Named segments, and the partner totals table with its triggers (see totals.py).
+from . import segment_models, totals  # noqa: E402,F401
 from .importing import models as _import_models  # noqa: E402,F401
