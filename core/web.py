@@ -13,6 +13,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import get_locale
@@ -123,14 +124,40 @@ def _globals() -> dict[str, Any]:
     }
 
 
-def _csrf_token_of_request(field_name: str) -> Callable[[], str]:
+#: Signed CSRF tokens a worker keeps per app, at most (a bound, not a policy).
+CSRF_MEMO_SIZE = 4096
+
+
+def _csrf_token_of_request(app: Flask, field_name: str) -> Callable[[], str]:
     """Flask-WTF's `csrf_token()` for templates, signed once per request: a page with five
     forms called `generate_csrf` five times, and each call read its settings through the
-    app proxy before finding the token it had kept in `g` (under the field's name)."""
+    app proxy before finding the token it had kept in `g` (under the field's name).
+
+    While tokens do not expire (`WTF_CSRF_TIME_LIMIT` None, Birga's default), a session's
+    token is signed once per worker, not once per page (~20 µs): the form check then reads
+    no time from the signature, only that it is the app's and names the session's token, so
+    a signature made earlier checks exactly as a fresh one. With a time limit, every page
+    signs anew, as Flask-WTF does."""
+    signed: dict[str, str] = {}
 
     def csrf_token() -> str:
-        token = getattr(g._get_current_object(), field_name, None)
-        return token if token is not None else generate_csrf()
+        request_g = g._get_current_object()
+        token = getattr(request_g, field_name, None)
+        if token is not None:
+            return token
+        lasting = app.config.get("WTF_CSRF_TIME_LIMIT") is None
+        if lasting:
+            token = signed.get(session.get(field_name))  # type: ignore[arg-type]
+            if token is not None:
+                setattr(request_g, field_name, token)
+                return token
+        token = generate_csrf()
+        raw = session.get(field_name)
+        if lasting and isinstance(raw, str):
+            if len(signed) >= CSRF_MEMO_SIZE:
+                signed.clear()
+            signed[raw] = token
+        return token
 
     return csrf_token
 
@@ -170,7 +197,7 @@ def init_app(app: Flask, registry: Registry) -> None:
     # In `_globals` (a context processor run after Flask-WTF's, whose `csrf_token` it
     # replaces in every template's context) and as a global for macros.
     app.extensions["birga.csrf_token"] = app.jinja_env.globals["csrf_token"] = \
-        _csrf_token_of_request(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+        _csrf_token_of_request(app, app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
     app.after_request(_security_headers)
 
     login_manager.login_view = "auth.login"

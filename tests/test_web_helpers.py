@@ -5,6 +5,7 @@ from flask import render_template_string, url_for
 from flask_babel import force_locale, gettext
 
 from core.i18n import current_translations
+from core.testing import csrf_token
 from core.web import url_pattern
 
 
@@ -39,6 +40,43 @@ def test_templates_url_for_remembers_links_per_values_and_script_root(app):
                     assert remembered(endpoint, **values) == url_for(endpoint, **values)
     with app.test_request_context("/", base_url="http://example.test/crm/"):
         assert render_template_string("{{ url_for('web.index') }}") == "/crm/"
+
+
+def test_a_sessions_csrf_token_is_signed_once_and_still_checks(app, make_user, login,
+                                                                monkeypatch):
+    """Without a time limit a session's signed token is kept by the worker: later pages hand
+    out the same one (signing costs every page ~20 µs), it still passes the form check, and
+    another session gets its own."""
+    from itertools import count
+
+    from itsdangerous.timed import TimestampSigner
+
+    clock = count(1_800_000_000)  # every signature a second later than the one before
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: next(clock))
+    user = make_user("sam")
+    first, second = app.test_client(), app.test_client()
+    login(first, user)
+    login(second, user)
+    token = csrf_token(first, "/")
+    assert csrf_token(first, "/") == token
+    assert csrf_token(second, "/") != token
+    assert first.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert first.post("/logout", data={"csrf_token": token + "x"}).status_code == 400
+
+
+def test_with_a_csrf_time_limit_every_page_signs_anew(make_app, make_user, login,
+                                                      monkeypatch):
+    from itertools import count
+
+    from itsdangerous.timed import TimestampSigner
+
+    clock = count(1_800_000_000)
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: next(clock))
+    app = make_app(WTF_CSRF_TIME_LIMIT=3600)
+    with app.app_context():
+        client = app.test_client()
+        login(client, make_user("sam"))
+        assert csrf_token(client, "/") != csrf_token(client, "/")
 
 
 def test_template_gettext_follows_force_locale_within_one_request(app):
