@@ -4,11 +4,13 @@ Why it is built this way:
 - Names sort by the `sort_<lang>` ICU key column of the reader's language, ordered with `id`
   and under `active = true`, exactly the composite index `(active, sort_<lang>, id)`: the
   database walks the index and stops after LIMIT rows, so page 2,000 costs an index skip, not a
-  sort of the table. The total is a separate `count(*)` with the same filters and no ORDER BY.
-- Everything goes through `core.security.scoped()`, so record rules narrow the rows (and the
-  count) in SQL.
-- A page costs the same number of queries for 10 or 200 rows: the rows, the count, and one
-  query each for owner names, tags and custom values of the rows on the page.
+  sort of the table.
+- Everything goes through `core.security` (`rule_clause`), so record rules narrow the rows
+  (and the total) in SQL.
+- A page is ONE statement: the rows, the list's total as a scalar subquery (summed from the
+  partner totals the database keeps, `totals.py`, when the rule and the filters allow, else
+  a `count(*)` with the same filters), and each row's tag names as a JSON array; one more
+  for the custom values shown in the list, if any, and for the names of inactive owners.
 """
 from __future__ import annotations
 

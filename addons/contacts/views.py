@@ -68,7 +68,7 @@ from .models import (
     SavedFilter,
     Tag,
 )
-from .rows import list_rows, status_labels
+from .rows import list_rows, pager, status_labels
 from .segment_models import Segment
 from .segments import add_members
 
@@ -115,33 +115,53 @@ def _list_options(user_id: int) -> tuple[tuple[ListOption, ...], tuple[ListOptio
 
 
 class ListFragments(NamedTuple):
-    filters: Markup  # the search box and the filter panel (`contacts/_list_filters.html`)
-    sorts: Markup  # the sort links (`contacts/_list_sorts.html`)
+    """Parts of the list page that show the same markup to every user with the same rights
+    for the same language, list and filters (`contacts/_list_<name>.html`)."""
+
+    actions: Markup  # new, import and export buttons (the export links carry the filters)
+    filters: Markup  # the search box and the filter panel
+    sorts: Markup  # the sort links
+    bulk_bar: Markup  # what to do with the ticked rows
+    thead: Markup  # the table's column titles
+
+
+class ListRights(NamedTuple):
+    write: bool
+    manage: bool
+    import_: bool
+    export: bool
 
 
 def _fragments_key(params: listing.ListParams, list_kind: str | None, list_url: str,
-                   locale: str, **_lists: Any) -> tuple[Any, ...]:
+                   locale: str, rights: ListRights, **_lists: Any) -> tuple[Any, ...]:
     filters = tuple((k, tuple(v) if isinstance(v, list) else v)
                     for k, v in sorted(params.filters().items()))
-    return (locale, list_kind, list_url, params.sort, params.per_page, filters)
+    return (locale, list_kind, list_url, params.sort, params.per_page, filters, rights)
 
 
 @shared_cache(User, Tag, Segment, CustomField, key=_fragments_key, maxsize=512)
 def _list_fragments(params: listing.ListParams, list_kind: str | None, list_url: str,
-                    locale: str, **lists: Any) -> ListFragments:
-    """The filter panel and the sort links, rendered once per worker for a language, list,
-    filters and sort until users, tags, segments or custom fields change (`core.cache`):
-    they show only those and the filters' values, the same for every user, and were a fifth
-    of the list's template. `lists`: the options they offer (fields, owners, tags, named
-    segments), read from the same caches."""
+                    locale: str, rights: ListRights, **lists: Any) -> ListFragments:
+    """The list page's parts that depend on no user, row or page number, rendered once per
+    worker for a language, list URL, filters, sort and set of rights until users, tags,
+    segments or custom fields change (`core.cache`): they were half of the list's template.
+    `lists`: the options they offer (fields, list fields, owners, tags, named segments), read
+    from the same caches."""
+    named = lists["named_segments"]
+    # Static segments take ticked rows (managers); dynamic ones only filter.
+    fillable = [(s.id, s.name) for s in named if s.kind == "static"] if rights.manage else []
     env = current_app.jinja_env
     values = {"params": params, "list_kind": list_kind, "list_url": list_url,
               "statuses": STATUSES, "segments": SEGMENTS, "sorts": listing.SORTS,
+              "can_write": rights.write, "can_import": rights.import_,
+              "can_export": rights.export, "fillable_segments": fillable,
+              "bulk_actions": [(value, str(label)) for value, label
+                               in BulkForm.action.kwargs["choices"]
+                               if value != "segment" or fillable],
               **lists, **_helpers()}
     # The templates autoescape: their output is markup.
-    return ListFragments(*(Markup(env.get_template(name).render(values))  # noqa: S704
-                           for name in ("contacts/_list_filters.html",
-                                        "contacts/_list_sorts.html")))
+    return ListFragments(*(Markup(env.get_template(f"contacts/_list_{name}.html")  # noqa: S704
+                                  .render(values)) for name in ListFragments._fields))
 
 
 def _list_page(kind: str | None = None):
@@ -156,21 +176,15 @@ def _list_page(kind: str | None = None):
     rows = list_rows(page, list_fields)
     saved, tags, named = _list_options(current_user.id)
     list_url = url_for(request.endpoint)
-    fragments = _list_fragments(params, kind, list_url, str(get_locale() or "en"),
-                                fields=fields, owners=owners, tags=tags,
-                                named_segments=named)
-    # Named segments: every one filters the list; static ones take ticked rows (managers).
-    can_manage = current_user.has_permission("contacts.manage")
-    fillable = [(s.id, s.name) for s in named if s.kind == "static"] if can_manage else []
+    has = current_user.has_permission
+    rights = ListRights(has("contacts.write"), has("contacts.manage"), has("contacts.import"),
+                        has("contacts.export"))
+    fragments = _list_fragments(params, kind, list_url, str(get_locale() or "en"), rights,
+                                fields=fields, list_fields=list_fields, owners=owners,
+                                tags=tags, named_segments=named)
     return render_template(
         "contacts/list.html", page=page, rows=rows, params=params, fragments=fragments,
-        list_url=list_url, list_fields=list_fields, saved=saved, owners=owners,
-        statuses=STATUSES, list_kind=kind, per_page_options=listing.PER_PAGE,
-        bulk_actions=[(value, str(label)) for value, label in BulkForm.action.kwargs["choices"]
-                      if value != "segment" or fillable],
-        fillable_segments=fillable,
-        can_write=current_user.has_permission("contacts.write"),
-        **_helpers())
+        list_url=list_url, saved=saved, list_kind=kind, pager=pager(page, list_url))
 
 
 @bp.route("/")

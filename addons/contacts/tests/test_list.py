@@ -185,6 +185,28 @@ def test_pages_walk_the_sorted_list(admin, client):
     assert beyond == third  # a page past the end shows the last one
 
 
+def test_the_pager_links_pages_around_the_current_one_and_keeps_the_filters(admin, client):
+    _bulk_people(130)  # 7 pages of 20
+    html = client.get("/contacts/?status=lead&per_page=20&page=5").get_data(as_text=True)
+    pager = html.split('<nav class="pager"')[1].split("</nav>")[0]
+    base = "/contacts/?status=lead&amp;"
+    links = re.findall(r'<a href="([^"]+)"( rel="\w+")?>([^<]+)</a>', pager)
+    assert links == [
+        (base + "page=4&amp;per_page=20", ' rel="prev"', "← Previous"),
+        (base + "per_page=20", "", "1"), (base + "page=3&amp;per_page=20", "", "3"),
+        (base + "page=4&amp;per_page=20", "", "4"), (base + "page=6&amp;per_page=20", "", "6"),
+        (base + "page=7&amp;per_page=20", "", "7"),
+        (base + "page=6&amp;per_page=20", ' rel="next"', "Next →"),
+        ("/contacts/?status=lead", "", "50"), (base + "per_page=100", "", "100"),
+        (base + "per_page=200", "", "200")]
+    assert '<strong aria-current="page">5</strong>' in pager and pager.count("…") == 1
+    assert "<strong>20</strong>" in pager
+    last = client.get("/contacts/?status=lead&per_page=20&page=7").get_data(as_text=True)
+    assert 'rel="next"' not in last and 'rel="prev"' in last
+    assert '<nav class="pager"' not in client.get("/contacts/?per_page=200").get_data(
+        as_text=True)  # one page: no pager
+
+
 def _queries_for(app, client, url: str) -> int:
     with statements() as seen:
         response = client.get(url)
@@ -249,11 +271,12 @@ def _panel(html: str) -> str:
     return html.split('id="filters">')[1].split("</form>")[0]
 
 
-def test_the_kept_filter_panel_shows_each_request_its_own_filters(world, app, client,
-                                                                   make_user, login):
-    """The filter panel and the sort links are rendered once per language, list, filters and
-    sort, and shared by every user (`views._list_fragments`): each request still sees its
-    own filters' values, its own language, and users or tags added since."""
+def test_the_kept_page_parts_show_each_request_its_own_filters_and_rights(
+        world, app, client, make_user, login):
+    """The filter panel, sort links, actions, bulk bar and column titles are rendered once
+    per language, list, filters, sort and rights, and shared by every user
+    (`views._list_fragments`): each request still sees its own filters' values, language
+    and rights, and users or tags added since."""
     first = _panel(client.get("/contacts/?status=client").get_data(as_text=True))
     assert 'value="client" checked>' in first and 'value="lead" checked>' not in first
     second = client.get("/contacts/?status=lead&owner=me&sort=-name").get_data(as_text=True)
@@ -269,19 +292,36 @@ def test_the_kept_filter_panel_shows_each_request_its_own_filters(world, app, cl
     make_user("zed", name="Zed Newcomer")
     db.session.add(Tag(name="Fresh tag"))
     db.session.commit()
-    now = _panel(client.get("/contacts/?status=client").get_data(as_text=True))
-    assert ">Zed Newcomer</option>" in now and ">Fresh tag</option>" in now
+    now = client.get("/contacts/?status=client").get_data(as_text=True)
+    assert ">Zed Newcomer</option>" in _panel(now) and ">Fresh tag</option>" in _panel(now)
+
+    # The admin's page: every action, export links with the filters, the bulk bar.
+    assert 'href="/contacts/import"' in now
+    assert 'href="/contacts/export.csv?status=client"' in now and 'id="bulk-form"' in now
+    assert 'class="bulk-bar"' in now and 'data-action="segment"' not in now  # no static one
 
     anna = app.test_client()
     login(anna, world["anna"])
     _set_locale(world["anna"], "lv")
     latvian = anna.get("/contacts/?status=client").get_data(as_text=True)
+    # A salesperson's rights, same filters: no import, no export; writes, so the bulk bar.
+    assert 'href="/contacts/import"' not in latvian and "export.csv" not in latvian
+    assert 'class="bulk-bar"' in latvian
     assert "<summary>Filtri</summary>" in _panel(latvian)
     assert "jaunākie vispirms" in latvian
     assert '<span class="badge status-client">Klients</span>' in latvian  # a row's status
     english = client.get("/contacts/?status=client").get_data(as_text=True)
     assert "<summary>Filters</summary>" in _panel(english)
     assert '<span class="badge status-client">Client</span>' in english
+
+    auditor = make_user("audrey")
+    assign_roles(auditor, "auditor")  # reads and exports, never writes
+    reader = app.test_client()
+    login(reader, auditor)
+    audited = reader.get("/contacts/?status=client").get_data(as_text=True)
+    assert 'class="bulk-bar"' not in audited and "export.csv?status=client" in audited
+    again = client.get("/contacts/?status=client").get_data(as_text=True)  # the admin, again
+    assert 'class="bulk-bar"' in again and 'href="/contacts/import"' in again
 
 
 def test_a_row_shows_every_column_with_what_users_typed_escaped(admin, client):
