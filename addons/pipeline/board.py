@@ -42,7 +42,15 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from addons.contacts.models import Partner
-from core.api import User, company_currency, db, read, rule_clause, rule_clause_on
+from core.api import (
+    User,
+    company_currency,
+    db,
+    read,
+    rule_clause,
+    rule_clause_on,
+    shared_cache,
+)
 
 from .models import Deal, DealTag, Pipeline, Stage, Tag
 from .totals import KEPT, KEPT_COLUMNS, DealTotal
@@ -155,7 +163,7 @@ class Card:
 
 @dataclass
 class BoardColumn:
-    stage: Stage
+    stage: Any  # BoardStage (a Stage's columns)
     cards: list[Card]
     count: int = 0
     totals: dict[str, Decimal] = field(default_factory=dict)  # currency -> sum
@@ -262,7 +270,7 @@ class CardDeal:
     expected_close: date | None
     probability: int | None
     sequence: int
-    stage: Any  # Stage on the board, StageInfo on the list
+    stage: Any  # BoardStage on the board, StageInfo on the list
 
     @property
     def effective_probability(self) -> int:
@@ -285,7 +293,7 @@ def _card_select(stmt: Select) -> Select:
         .outerjoin(owner, owner.id == Deal.owner_id)
 
 
-def _cards_of(rows: Any, stages: Mapping[int, Stage]) -> list[Card]:
+def _cards_of(rows: Any, stages: Mapping[int, Any]) -> list[Card]:
     return [Card(CardDeal(i, title, amount, currency, version, stale, next_at, stage_id,
                           close, probability, sequence, stages[stage_id]),
                  person, company, owner or login)
@@ -293,7 +301,7 @@ def _cards_of(rows: Any, stages: Mapping[int, Stage]) -> list[Card]:
                  probability, sequence, person, company, owner, login) in rows]
 
 
-def column_cards(base: Select, stages: Mapping[int, Stage], stage_ids: list[int],
+def column_cards(base: Select, stages: Mapping[int, Any], stage_ids: list[int],
                  per_column: int) -> dict[int, list[Card]]:
     """The top `per_column` cards of each stage in ONE statement, each stage's cards read
     by an index-ordered LIMIT query (the board index: it stops after `per_column` rows), so
@@ -339,8 +347,7 @@ def board_columns(pipeline: Pipeline, user: User | None, filters: DealFilters, *
                   cards: bool = True) -> list[BoardColumn]:
     """The columns of `pipeline` with their top cards (none when `cards` is false: the
     totals the board refreshes after a move), counts and totals per currency."""
-    stages = list(db.session.scalars(select(Stage).where(Stage.pipeline_id == pipeline.id)
-                                     .order_by(Stage.sequence, Stage.id)))
+    stages = board_stages(pipeline.id)
     by_stage = {s.id: s for s in stages}
     base = _in_pipeline(_visible_deals(user, filters), pipeline.id)
     columns = {s.id: BoardColumn(s, []) for s in stages}
@@ -362,6 +369,34 @@ def board_columns(pipeline: Pipeline, user: User | None, filters: DealFilters, *
         column.totals = dict(sorted(column.totals.items()))
         column.converted, column.missing_rates = converted_total(column.totals, rates)
     return [columns[s.id] for s in stages]
+
+
+class BoardStage(NamedTuple):
+    """A stage as the board shows it, read as plain columns (`Stage`'s attribute names)."""
+
+    id: int
+    pipeline_id: int
+    name: str
+    labels: dict | None
+    sequence: int
+    probability: int
+    color: str | None
+    folded: bool
+    kind: str
+
+
+@cache
+def _stages_statement() -> Select:
+    return select(*(getattr(Stage, name) for name in BoardStage._fields)) \
+        .where(Stage.pipeline_id == bindparam("pipeline_id")).order_by(Stage.sequence, Stage.id)
+
+
+@shared_cache(Stage)
+def board_stages(pipeline_id: int) -> tuple[BoardStage, ...]:
+    """The pipeline's stages in board order, read once per worker until a stage changes
+    (`core.cache`): every board and every move's sums read them."""
+    return tuple(BoardStage(*row) for row in read(_stages_statement(),
+                                                  {"pipeline_id": pipeline_id}).all())
 
 
 def _column_totals(base: Select, pipeline: Pipeline, user: User | None,

@@ -46,6 +46,7 @@ from core.api import (
     get_or_404,
     permission_required,
     read,
+    shared_cache,
     token_api,
 )
 from core.formatting import format_money
@@ -127,12 +128,35 @@ def _filter_lists() -> Any:
 
 
 def _filter_options() -> dict[str, Any]:
-    """The filters' lists (active users, teams, tags) as plain (id, name) rows, read with ONE
-    query: three small ones cost three round trips on every board and list page."""
-    found: dict[int, list[Any]] = {0: [], 1: [], 2: []}
+    """The filters' lists (active users, teams, tags) as plain (id, name) rows."""
+    return dict(zip(("owners", "teams", "tags"), _filter_rows(), strict=True))
+
+
+@shared_cache(User, Team, Tag)
+def _filter_rows() -> tuple[tuple[FilterOption, ...], ...]:
+    """Read with ONE query (three small ones cost three round trips on every board and list
+    page), then kept by the worker until a user, team or tag changes (`core.cache`)."""
+    found: dict[int, list[FilterOption]] = {0: [], 1: [], 2: []}
     for kind, ident, name, _k1, _k2 in read(_filter_lists()).all():
         found[kind].append(FilterOption(ident, name))
-    return {"owners": found[0], "teams": found[1], "tags": found[2]}
+    return tuple(tuple(found[kind]) for kind in (0, 1, 2))
+
+
+class ReasonOption(NamedTuple):
+    """An active lost reason as the board's "lost" dialog offers it (`lost_reason_label`
+    reads `name` and `labels`)."""
+
+    id: int
+    name: str
+    labels: dict[str, str]
+
+
+@shared_cache(LostReason)
+def _active_reasons() -> tuple[ReasonOption, ...]:
+    """Read once per worker until a reason changes (`core.cache`): every board offers them."""
+    return tuple(ReasonOption(i, name, labels or {}) for i, name, labels in read(
+        select(LostReason.id, LostReason.name, LostReason.labels)
+        .where(LostReason.active.is_(True)).order_by(LostReason.sequence, LostReason.id)))
 
 
 # -- the board -------------------------------------------------------------------------------
@@ -154,8 +178,7 @@ def board(pipeline_id: int):
     filters = boardq.DealFilters.parse(request.args)
     columns = boardq.board_columns(pipeline, current_user, filters)
     stages = [c.stage for c in columns]
-    reasons = db.session.scalars(select(LostReason).where(LostReason.active.is_(True))
-                                 .order_by(LostReason.sequence, LostReason.id)).all()
+    reasons = _active_reasons()
     labels = {s.id: stage_label(s) for s in stages}
     can_write = current_user.has_permission("pipeline.write")
     card_html = CardHtml(

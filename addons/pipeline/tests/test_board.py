@@ -367,3 +367,39 @@ def test_reused_statements_follow_each_user_her_scope_and_her_team(app, north_te
     db.session.execute(delete(TeamMember).where(TeamMember.user_id == boris.id))
     db.session.commit()
     assert seen(mara) == {"Deal of anna", "Deal of mara"}  # boris left the team
+
+
+def test_the_kept_stages_reasons_and_filter_lists_follow_changes_at_the_next_board(
+        app, client, login, make_user):
+    """The board's stages, lost reasons and filter lists (users, teams, tags) are kept by the
+    worker (`core.cache`): a renamed or folded stage, a new or retired reason, a new team or
+    tag shows at the next board, and the board reads none of them again meanwhile."""
+    from addons.pipeline.models import LostReason
+
+    user = make_user("mara")
+    assign_roles(user, "sales_manager")
+    pipeline, stages = _funnel()
+    create_deal(title="Kept", pipeline=pipeline, user=user, stage=stages["Proposal"])
+    db.session.commit()
+    login(client, user)
+    board = f"/pipeline/board/{pipeline.id}"
+    client.get(board)
+    with counted_statements() as seen:
+        html = client.get(board).get_data(as_text=True)
+    assert not [s for s in seen if "pipeline_stage.color" in s or "pipeline_lost_reason" in s
+                or "core_team.name" in s]
+    assert ">Too expensive</option>" in html and 'data-kind="open"' in html
+
+    stages["Proposal"].name, stages["Qualified"].folded = "Offer sent", True
+    retired = db.session.query(LostReason).filter_by(name="Too expensive").one()
+    retired.active = False
+    db.session.add(LostReason(name="Went quiet", sequence=99))
+    db.session.add(Team(name="Night shift"))
+    db.session.add(Tag(name="Hot lead"))
+    db.session.commit()
+    html = client.get(board).get_data(as_text=True)
+    assert 'aria-label="Offer sent"' in html and ">Kept</a>" in html
+    assert re.search(r'class="board-column kind-open folded" data-stage="'
+                     rf'{stages["Qualified"].id}"', html)
+    assert ">Went quiet</option>" in html and ">Too expensive</option>" not in html
+    assert ">Night shift</option>" in html and ">Hot lead</option>" in html
