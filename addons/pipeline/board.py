@@ -490,7 +490,7 @@ def deal_list(user: User | None, filters: DealFilters, *, pipeline_id: int | Non
     """A page of deals (newest first) and whether another page follows; no COUNT(*)."""
     stmt = _list_statement(_in_pipeline(_visible_deals(user, filters), pipeline_id),
                            (max(page, 1) - 1) * per_page, per_page + 1)
-    stages = {row.id: StageInfo(*row) for row in read(_stage_info()).all()}
+    stages = {info.id: info for info in _stage_infos()}
     cards = _cards_of(read(stmt).all(), stages)
     return cards[:per_page], len(cards) > per_page
 
@@ -505,9 +505,12 @@ class StageInfo(NamedTuple):
     kind: str
 
 
-@cache
-def _stage_info() -> Select:
-    return select(Stage.id, Stage.name, Stage.labels, Stage.probability, Stage.kind)
+@shared_cache(Stage)
+def _stage_infos() -> tuple[StageInfo, ...]:
+    """Every stage, read once per worker until one changes (`core.cache`): each list page
+    names its rows' stages."""
+    return tuple(StageInfo(*row) for row in read(
+        select(Stage.id, Stage.name, Stage.labels, Stage.probability, Stage.kind)).all())
 
 
 @lru_cache(maxsize=_STATEMENTS)

@@ -129,6 +129,20 @@ def test_the_list_flags_deals_without_next_step_and_exports_formula_safe_with_au
     assert len(logged.all()) == 1
 
 
+def test_the_list_names_each_rows_stage_as_it_is_now(sales, client, login):
+    """The stages are kept by the worker (`core.cache`): a renamed stage, or a new one, shows
+    on the next list page."""
+    user, pipeline, stages = sales
+    create_deal(title="Named", pipeline=pipeline, user=user, stage=stages["Proposal"])
+    db.session.commit()
+    login(client, user)
+    assert "Proposal" in client.get("/pipeline/deals").get_data(as_text=True)
+    stages["Proposal"].name = "Offer sent"
+    db.session.commit()
+    html = client.get("/pipeline/deals").get_data(as_text=True)
+    assert "Offer sent" in html and "Proposal" not in html.split("<tbody>")[1]
+
+
 def test_a_salesperson_cannot_export(app, client, login, make_user):
     sam = make_user("sam")
     assign_roles(sam, "salesperson")
