@@ -19,8 +19,8 @@ from werkzeug.datastructures import MultiDict
 from core.api import current_api_token, db, permission_required, token_api
 
 from .lead_views import LeadForm, _lead_or_404, _pipeline_label, _pipelines
-from .leads import create_lead, default_pipeline
-from .models import Lead, Pipeline
+from .leads import create_lead
+from .models import Lead
 from .views import bp
 
 #: The JSON keys the form knows (the form's `company` is the lead's `company_name`).
@@ -56,11 +56,10 @@ def api_lead_create():
     if not all(isinstance(value, str) for value in values.values()):
         return _refused({key: [_("Send text.")] for key, value in values.items()
                          if not isinstance(value, str)})
-    pipelines = _pipelines()
+    pipelines = _pipelines()  # active, in order: the first is the default pipeline
     pipeline_id = data.get("pipeline_id")
     if pipeline_id in (None, ""):
-        chosen = default_pipeline()
-        pipeline_id = chosen.id if chosen is not None else None
+        pipeline_id = pipelines[0].id if pipelines else None
     form = LeadForm(formdata=MultiDict({**values, "pipeline": str(pipeline_id),
                                         "channel": "api"}), meta={"csrf": False})
     form.pipeline.choices = [(p.id, _pipeline_label(p)) for p in pipelines]
@@ -71,7 +70,8 @@ def api_lead_create():
     # Which program sent it, for whoever wonders later where a lead came from.
     token = current_api_token()
     payload = {"api_token": token.name} if token is not None else {}
-    lead = create_lead(channel="api", pipeline=db.session.get(Pipeline, form.pipeline.data),
+    chosen = next(p for p in pipelines if p.id == form.pipeline.data)
+    lead = create_lead(channel="api", pipeline=chosen,
                        name=form.name.data, company_name=form.company.data,
                        email=form.email.data, phone=form.phone.data,
                        subject=form.subject.data, message=form.message.data,
